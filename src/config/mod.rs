@@ -1,0 +1,219 @@
+//! The `dacs.conf`-style configuration (§3): `parse` works on text and is pure; `load` is the
+//! only function that touches the file system.
+
+mod parse;
+mod settings;
+
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub use parse::{Directive, Section, KNOWN_DIRECTIVES};
+pub use settings::{RelaySettings, Settings, UsernameMap};
+
+use crate::cgi::Env;
+
+/// Where the configuration is looked for when `DACS_SIGNOUT_CONF` is unset.
+pub const DEFAULT_PATH: &str = "/etc/dacs-signout/dacs.conf";
+
+/// The built-in demo configuration: used only when `DACS_SIGNOUT_CONF` is unset and
+/// `DEFAULT_PATH` does not exist, so that a newcomer sees the program work at once.
+pub const DEMO: &str = r#"<Configuration>
+  <Default>
+    FEDERATION_NAME "DEMO"
+    JURISDICTION_NAME "DEMO"
+    COOKIE_NO_DOMAIN "yes"
+    SECURE_MODE "off"
+    # Same-origin handlers only.
+    SIGNOUT_HANDLER_ALLOW "/"
+  </Default>
+</Configuration>
+"#;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::BuiltIn => f.write_str("built-in demo"),
+        }
+    }
+}
+
+/// A configuration problem, with the line it was found on when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn at(line: usize, message: impl Into<String>) -> Self {
+        ConfigError { line: Some(line), message: message.into() }
+    }
+
+    pub fn general(message: impl Into<String>) -> Self {
+        ConfigError { line: None, message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub source: Source,
+    pub default: Section,
+    pub jurisdictions: Vec<Section>,
+}
+
+impl Config {
+    /// Parses configuration text. Directive values are interpreted later, by `settings`, and
+    /// only for the section a request uses.
+    pub fn parse(text: &str, source: Source) -> Result<Config, ConfigError> {
+        let (default, jurisdictions) = parse::sections(text)?;
+        Ok(Config { source, default, jurisdictions })
+    }
+
+    pub fn demo() -> Config {
+        Config::parse(DEMO, Source::BuiltIn).expect("the built-in configuration parses")
+    }
+
+    /// Finds and reads the configuration: `$DACS_SIGNOUT_CONF`, else `DEFAULT_PATH`, else the
+    /// built-in demo. A file that is named but unreadable is an error, never the demo.
+    pub fn load(env: &Env) -> Result<Config, (Source, ConfigError)> {
+        let path = match env.raw("DACS_SIGNOUT_CONF") {
+            Some(raw) => PathBuf::from(std::ffi::OsStr::from_bytes(raw)),
+            None if !Path::new(DEFAULT_PATH).exists() => return Ok(Config::demo()),
+            None => PathBuf::from(DEFAULT_PATH),
+        };
+        Config::load_file(&path)
+    }
+
+    pub fn load_file(path: &Path) -> Result<Config, (Source, ConfigError)> {
+        let source = Source::File(path.to_owned());
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => return Err((source, ConfigError::general(format!("cannot read the file: {e}")))),
+        };
+        Config::parse(&text, source.clone()).map_err(|e| (source, e))
+    }
+
+    /// The `Jurisdiction` section whose `uri` is the longest prefix of `host_path`
+    /// (`SERVER_NAME` + `SCRIPT_NAME`), matched on whole path segments, host case-insensitive.
+    pub fn jurisdiction_for(&self, host_path: &str) -> Option<&Section> {
+        self.jurisdictions
+            .iter()
+            .filter(|s| s.uri.as_deref().is_some_and(|uri| uri_matches(uri, host_path)))
+            .max_by_key(|s| s.uri.as_ref().map_or(0, String::len))
+    }
+
+    /// The effective settings for a request to `host_path`.
+    pub fn settings(&self, host_path: &str) -> Result<Settings, ConfigError> {
+        let jurisdiction = self.jurisdiction_for(host_path);
+        Settings::from_sections(&self.default, jurisdiction).map_err(|mut e| {
+            if e.line.is_none() {
+                e.message = match jurisdiction.and_then(|s| s.uri.as_deref()) {
+                    Some(uri) => format!("{} (Jurisdiction {uri})", e.message),
+                    None => format!("{} (Default section; no Jurisdiction uri matches {host_path:?})", e.message),
+                };
+            }
+            e
+        })
+    }
+
+    /// Directives this program does not know (a real `dacs.conf` has many), in file order.
+    pub fn unknown_directives(&self) -> Vec<&Directive> {
+        std::iter::once(&self.default)
+            .chain(&self.jurisdictions)
+            .flat_map(|s| &s.directives)
+            .filter(|d| !KNOWN_DIRECTIVES.contains(&d.name.as_str()))
+            .collect()
+    }
+
+    /// Every problem `--check-config` reports: each `Jurisdiction` merged over `Default` (or
+    /// `Default` alone when there is none), with regular expressions compiled.
+    pub fn check(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |jurisdiction: Option<&Section>| {
+            match Settings::from_sections(&self.default, jurisdiction).and_then(|s| s.compile_check()) {
+                Ok(()) => {}
+                Err(e) if problems.contains(&e) => {}
+                Err(mut e) => {
+                    if let (None, Some(uri)) = (e.line, jurisdiction.and_then(|s| s.uri.as_deref())) {
+                        e.message = format!("{} (Jurisdiction {uri})", e.message);
+                    }
+                    problems.push(e)
+                }
+            }
+        };
+        if self.jurisdictions.is_empty() {
+            check(None);
+        }
+        for section in &self.jurisdictions {
+            check(Some(section));
+        }
+        problems
+    }
+}
+
+fn uri_matches(uri: &str, host_path: &str) -> bool {
+    let split = |s: &str| -> (String, String) {
+        let cut = s.find('/').unwrap_or(s.len());
+        (s[..cut].to_ascii_lowercase(), s[cut..].to_owned())
+    };
+    let (uri_host, uri_path) = split(uri);
+    let (host, path) = split(host_path);
+    if uri_host != host || !path.starts_with(&uri_path) {
+        return false;
+    }
+    uri_path.is_empty() || uri_path.ends_with('/') || matches!(path.as_bytes().get(uri_path.len()), None | Some(b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = r#"<Configuration>
+<Default>
+FEDERATION_NAME "EX"
+FEDERATION_DOMAIN "ex.org"
+JURISDICTION_NAME "ROOT"
+</Default>
+<Jurisdiction uri="ex.org/cgi-bin/a">
+JURISDICTION_NAME "A"
+</Jurisdiction>
+<Jurisdiction uri="EX.org/cgi-bin/a/deeper">
+JURISDICTION_NAME "DEEP"
+</Jurisdiction>
+</Configuration>"#;
+
+    #[test]
+    fn longest_jurisdiction_prefix_wins_on_segment_boundaries() {
+        let c = Config::parse(TWO, Source::BuiltIn).unwrap();
+        let j = |hp: &str| c.settings(hp).unwrap().jurisdiction_name;
+        assert_eq!(j("ex.org/cgi-bin/a/dacs_signout"), "A");
+        assert_eq!(j("Ex.Org/cgi-bin/a/deeper/dacs_signout"), "DEEP");
+        assert_eq!(j("ex.org/cgi-bin/ab/dacs_signout"), "ROOT");
+        assert_eq!(j("other.org/cgi-bin/a/x"), "ROOT");
+    }
+
+    #[test]
+    fn demo_is_valid() {
+        let demo = Config::demo();
+        assert!(demo.check().is_empty());
+        let s = demo.settings("").unwrap();
+        assert_eq!((s.federation_name.as_str(), s.cookie.domain.clone(), s.cookie.secure), ("DEMO", None, false));
+    }
+}

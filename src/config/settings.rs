@@ -1,0 +1,287 @@
+//! The meaning of each directive, for the section a request uses.
+
+use super::parse::{Directive, Section};
+use super::ConfigError;
+use crate::credentials::identity::is_name;
+use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
+use crate::policy::driveby::CrossSite;
+use crate::policy::handler::{AllowRule, HandlerDirective};
+
+/// The effective configuration of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub federation_name: String,
+    pub jurisdiction_name: String,
+    /// `FEDERATION_DOMAIN` as configured (reported in the output even with `COOKIE_NO_DOMAIN`).
+    pub federation_domain: Option<String>,
+    pub cookie: CookieAttributes,
+    pub name_compare: NameCompare,
+    pub cookie_syntax: CookieSyntax,
+    pub signout_handler: Option<HandlerDirective>,
+    pub allow: Vec<AllowRule>,
+    pub cross_site: CrossSite,
+    /// The `Clear-Site-Data` header value, when enabled.
+    pub clear_site_data: Option<String>,
+    pub relay: RelaySettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    pub base_url: Option<String>,
+    pub token_env: String,
+    pub username_map: Option<UsernameMap>,
+    pub timeout_secs: u64,
+    pub spool_dir: String,
+    pub log: Option<String>,
+    pub max_age_secs: u64,
+}
+
+/// `RELAY_USERNAME_MAP "REGEX => REPLACEMENT"`, compiled only when a signal is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsernameMap {
+    pub pattern: String,
+    pub replacement: String,
+}
+
+/// Directive lookup: the `Jurisdiction` section overrides `Default`.
+struct Layers<'a> {
+    default: &'a Section,
+    jurisdiction: Option<&'a Section>,
+}
+
+impl<'a> Layers<'a> {
+    fn get(&self, name: &str) -> Option<&'a Directive> {
+        self.jurisdiction.and_then(|s| s.last(name)).or_else(|| self.default.last(name))
+    }
+
+    /// A repeatable directive: the `Jurisdiction` section's list, if it has one, replaces
+    /// `Default`'s (an operator narrowing a jurisdiction must not inherit wider rules).
+    fn all(&self, name: &'a str) -> Vec<&'a Directive> {
+        let own: Vec<_> = self.jurisdiction.map(|s| s.all(name).collect()).unwrap_or_default();
+        if own.is_empty() { self.default.all(name).collect() } else { own }
+    }
+
+    fn parsed<T>(&self, name: &str, default: T, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(d) => parse(&d.value).ok_or_else(|| invalid(d, expected)),
+        }
+    }
+}
+
+fn invalid(d: &Directive, expected: &str) -> ConfigError {
+    ConfigError::at(d.line, format!("{}: invalid value {:?}, expected {expected}", d.name, d.value))
+}
+
+fn required<'a>(layers: &Layers<'a>, name: &str) -> Result<&'a Directive, ConfigError> {
+    layers.get(name).ok_or_else(|| ConfigError::general(format!("{name} is required")))
+}
+
+fn boolean(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" => Some(true),
+        "no" | "off" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn seconds(value: &str) -> Option<u64> {
+    value.parse().ok().filter(|&n| n > 0)
+}
+
+/// A cookie `Path` or `Domain` value that cannot break the `Set-Cookie` line.
+fn cookie_attribute(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+}
+
+const CLEAR_SITE_DATA_TYPES: &[&str] = &["cache", "cookies", "storage", "executionContexts", "*"];
+
+/// `"cookies"` or `"cache, cookies"` (quotes optional) to a header value; `off` disables.
+fn clear_site_data(value: &str) -> Option<Option<String>> {
+    if value.is_empty() || value.eq_ignore_ascii_case("off") || value.eq_ignore_ascii_case("no") {
+        return Some(None);
+    }
+    let types: Option<Vec<String>> = value
+        .split(',')
+        .map(|t| {
+            let t = t.trim().trim_matches('"');
+            CLEAR_SITE_DATA_TYPES.contains(&t).then(|| format!("\"{t}\""))
+        })
+        .collect();
+    types.map(|t| Some(t.join(", ")))
+}
+
+impl Settings {
+    pub fn from_sections(default: &Section, jurisdiction: Option<&Section>) -> Result<Settings, ConfigError> {
+        let layers = Layers { default, jurisdiction };
+        let name = |directive: &str| -> Result<String, ConfigError> {
+            let d = required(&layers, directive)?;
+            is_name(&d.value).then(|| d.value.clone()).ok_or_else(|| invalid(d, "[A-Za-z0-9][A-Za-z0-9_-]*"))
+        };
+        let federation_name = name("FEDERATION_NAME")?;
+        let jurisdiction_name = name("JURISDICTION_NAME")?;
+        let no_domain = layers.parsed("COOKIE_NO_DOMAIN", false, boolean, "yes or no")?;
+        let federation_domain = match layers.get("FEDERATION_DOMAIN") {
+            Some(d) if d.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') && !d.value.is_empty() => {
+                Some(d.value.clone())
+            }
+            Some(d) => return Err(invalid(d, "a domain name")),
+            None if no_domain => None,
+            None => return Err(ConfigError::general("FEDERATION_DOMAIN is required unless COOKIE_NO_DOMAIN is yes")),
+        };
+        let path = layers.parsed(
+            "COOKIE_PATH",
+            "/".to_owned(),
+            |v| (v.starts_with('/') && cookie_attribute(v)).then(|| v.to_owned()),
+            "a path starting with /",
+        )?;
+        let cookie = CookieAttributes {
+            path,
+            domain: if no_domain { None } else { federation_domain.clone() },
+            secure: layers.parsed("SECURE_MODE", true, boolean, "on or off")?,
+        };
+        let name_compare = layers.parsed(
+            "NAME_COMPARE",
+            NameCompare::Case,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "case" | "default" => Some(NameCompare::Case),
+                "nocase" => Some(NameCompare::NoCase),
+                _ => None,
+            },
+            "case, nocase or default",
+        )?;
+        let cookie_syntax = layers.parsed("COOKIE_SYNTAX", CookieSyntax::default(), |v| v.parse().ok(), "a COOKIE_SYNTAX name")?;
+        let signout_handler = match layers.get("SIGNOUT_HANDLER") {
+            None => None,
+            Some(d) => Some(HandlerDirective::parse(&d.value).map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER: {why}")))?),
+        };
+        let allow = layers
+            .all("SIGNOUT_HANDLER_ALLOW")
+            .into_iter()
+            .map(|d| AllowRule::parse(&d.value).map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER_ALLOW: {why}"))))
+            .collect::<Result<_, _>>()?;
+        let cross_site = layers.parsed("SIGNOUT_CROSS_SITE", CrossSite::default(), |v| v.parse().ok(), "navigate, deny or allow")?;
+        let clear_site_data = layers.parsed("CLEAR_SITE_DATA", None, clear_site_data, "off or a list of cache, cookies, storage, executionContexts, *")?;
+        Ok(Settings {
+            federation_name,
+            jurisdiction_name,
+            federation_domain,
+            cookie,
+            name_compare,
+            cookie_syntax,
+            signout_handler,
+            allow,
+            cross_site,
+            clear_site_data,
+            relay: relay(&layers)?,
+        })
+    }
+
+    /// What only `--check-config` pays for: compiling every regular expression.
+    pub fn compile_check(&self) -> Result<(), ConfigError> {
+        for rule in &self.allow {
+            if let AllowRule::Regex(source) = rule {
+                AllowRule::compile(source).map_err(|e| ConfigError::general(format!("SIGNOUT_HANDLER_ALLOW re:{source}: {e}")))?;
+            }
+        }
+        if let Some(map) = &self.relay.username_map {
+            regex::Regex::new(&map.pattern).map_err(|e| ConfigError::general(format!("RELAY_USERNAME_MAP: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
+    let base_url = match layers.get("IDMS_BASE_API_URL") {
+        None => None,
+        Some(d) => match url::Url::parse(&d.value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none() => Some(d.value.clone()),
+            _ => return Err(invalid(d, "an http or https URL without credentials")),
+        },
+    };
+    let token_env = layers.parsed(
+        "IDMS_API_TOKEN_ENV",
+        "COMMONS_PROFILES_API_TOKEN".to_owned(),
+        |v| {
+            let ok = v.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            ok.then(|| v.to_owned())
+        },
+        "an environment variable name",
+    )?;
+    let username_map = layers.parsed(
+        "RELAY_USERNAME_MAP",
+        None,
+        |v| {
+            let (pattern, replacement) = v.split_once("=>")?;
+            let pattern = pattern.trim();
+            (!pattern.is_empty()).then(|| Some(UsernameMap { pattern: pattern.to_owned(), replacement: replacement.trim().to_owned() }))
+        },
+        "REGEX => REPLACEMENT",
+    )?;
+    let path = |v: &str| (!v.is_empty() && !v.contains('\0')).then(|| v.to_owned());
+    Ok(RelaySettings {
+        base_url,
+        token_env,
+        username_map,
+        timeout_secs: layers.parsed("RELAY_TIMEOUT_SECS", 15, seconds, "a positive number of seconds")?,
+        spool_dir: layers.parsed("RELAY_SPOOL_DIR", "/var/spool/dacs-signout".to_owned(), path, "a directory")?,
+        log: layers.parsed("RELAY_LOG", None, |v| path(v).map(Some), "a file")?,
+        max_age_secs: layers.parsed("RELAY_MAX_AGE_SECS", 86_400, seconds, "a positive number of seconds")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, Source};
+
+    fn settings(body: &str) -> Result<super::Settings, super::ConfigError> {
+        let text = format!("<Configuration><Default>\n{body}\n</Default></Configuration>");
+        Config::parse(&text, Source::BuiltIn).unwrap().settings("")
+    }
+
+    const BASE: &str = "FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\nFEDERATION_DOMAIN \"ex.org\"";
+
+    #[test]
+    fn defaults() {
+        let s = settings(BASE).unwrap();
+        assert_eq!(s.cookie.path, "/");
+        assert_eq!(s.cookie.domain.as_deref(), Some("ex.org"));
+        assert!(s.cookie.secure);
+        assert_eq!(s.relay.timeout_secs, 15);
+        assert_eq!(s.relay.token_env, "COMMONS_PROFILES_API_TOKEN");
+        assert_eq!(s.clear_site_data, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        for (extra, line) in [
+            ("SECURE_MODE \"maybe\"", 5),
+            ("NAME_COMPARE \"fuzzy\"", 5),
+            ("COOKIE_PATH \"/a;b\"", 5),
+            ("COOKIE_SYNTAX \"COOKIE_X\"", 5),
+            ("SIGNOUT_CROSS_SITE \"sometimes\"", 5),
+            ("RELAY_TIMEOUT_SECS \"0\"", 5),
+            ("SIGNOUT_HANDLER_ALLOW \"javascript:alert(1)\"", 5),
+            ("SIGNOUT_HANDLER \"goto x\"", 5),
+            ("IDMS_BASE_API_URL \"ftp://x/\"", 5),
+            ("CLEAR_SITE_DATA \"everything\"", 5),
+        ] {
+            let e = settings(&format!("{BASE}\n{extra}")).unwrap_err();
+            assert_eq!(e.line, Some(line), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn required_directives() {
+        assert!(settings("JURISDICTION_NAME \"J\"\nFEDERATION_DOMAIN \"x\"").is_err());
+        assert!(settings("FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"").is_err());
+        assert!(settings("FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\nCOOKIE_NO_DOMAIN \"yes\"").is_ok());
+    }
+
+    #[test]
+    fn clear_site_data_values() {
+        let s = settings(&format!("{BASE}\nCLEAR_SITE_DATA \"cookies, cache\"")).unwrap();
+        assert_eq!(s.clear_site_data.as_deref(), Some("\"cookies\", \"cache\""));
+    }
+}

@@ -1,0 +1,110 @@
+//! DACS identities (`FEDERATION::JURISDICTION:USERNAME`) and the cookie names built on them.
+
+use std::fmt;
+
+/// A DACS identity, borrowed from the text it was parsed from.
+///
+/// ```
+/// use dacs_signout::credentials::Identity;
+/// let id = Identity::parse("DEBIANORG::DEBIAN:enrico").unwrap();
+/// assert_eq!((id.federation, id.jurisdiction, id.username), ("DEBIANORG", "DEBIAN", "enrico"));
+/// assert_eq!(id.to_string(), "DEBIANORG::DEBIAN:enrico");
+/// assert!(Identity::parse("DEBIANORG:DEBIAN:enrico").is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Identity<'a> {
+    pub federation: &'a str,
+    pub jurisdiction: &'a str,
+    pub username: &'a str,
+}
+
+impl<'a> Identity<'a> {
+    pub fn parse(text: &'a str) -> Option<Identity<'a>> {
+        let (federation, rest) = text.split_once("::")?;
+        let (jurisdiction, username) = rest.split_once(':')?;
+        let id = Identity { federation, jurisdiction, username };
+        (is_name(federation) && is_name(jurisdiction) && is_username(username)).then_some(id)
+    }
+}
+
+impl fmt::Display for Identity<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}::{}:{}", self.federation, self.jurisdiction, self.username)
+    }
+}
+
+/// What a cookie name means to DACS.
+///
+/// ```
+/// use dacs_signout::credentials::{CookieName, Identity};
+/// assert_eq!(
+///     CookieName::parse("DACS:EX::FEDROOT:bob@ex.org"),
+///     Some(CookieName::Credential(Identity::parse("EX::FEDROOT:bob@ex.org").unwrap())),
+/// );
+/// assert_eq!(CookieName::parse("DACS:EX:::SELECTED"), Some(CookieName::Selection { federation: "EX" }));
+/// assert_eq!(CookieName::parse("sessionid"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieName<'a> {
+    Credential(Identity<'a>),
+    /// `DACS:<FED>:::SELECTED`: which credentials the user picked; not a credential.
+    Selection { federation: &'a str },
+}
+
+impl<'a> CookieName<'a> {
+    pub fn parse(name: &'a str) -> Option<CookieName<'a>> {
+        let rest = name.strip_prefix("DACS:")?;
+        if let Some(federation) = rest.strip_suffix(":::SELECTED") {
+            return is_name(federation).then_some(CookieName::Selection { federation });
+        }
+        Identity::parse(rest).map(CookieName::Credential)
+    }
+
+    pub fn federation(&self) -> &'a str {
+        match self {
+            CookieName::Credential(id) => id.federation,
+            CookieName::Selection { federation } => federation,
+        }
+    }
+}
+
+/// A federation or jurisdiction name: `[A-Za-z0-9][A-Za-z0-9_-]*`.
+pub fn is_name(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A username: a non-empty run of anything but `=`, `;`, `,`, white space and controls.
+pub fn is_username(text: &str) -> bool {
+    !text.is_empty()
+        && !text.chars().any(|c| c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_keep_their_punctuation() {
+        for name in ["enrico", "bob@ex.org", "a.b-c+d", "x:y", "ünï"] {
+            let text = format!("F::J:{name}");
+            assert_eq!(Identity::parse(&text).unwrap().username, name);
+            assert_eq!(Identity::parse(&text).unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_identities() {
+        for text in ["F::J:", "F::J", "::J:u", "F:::u", "-F::J:u", "F::J_:u b", "F::J:u=v", "F.x::J:u", "F::J:a;b"] {
+            assert_eq!(Identity::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn selection_cookie_is_not_a_credential() {
+        assert_eq!(CookieName::parse("DACS:F:::SELECTED"), Some(CookieName::Selection { federation: "F" }));
+        assert_eq!(CookieName::parse("DACS:F:::OTHER"), None);
+        assert_eq!(CookieName::parse("DACS::::SELECTED"), None);
+    }
+}

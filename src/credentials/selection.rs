@@ -1,0 +1,124 @@
+//! Which credential cookies of the current federation a signout removes (§2, §4).
+
+use std::collections::HashSet;
+
+use super::header;
+use super::identity::{CookieName, Identity};
+use super::NameCompare;
+
+/// The `DACS_USERNAME` / `DACS_JURISDICTION` arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub username: Option<String>,
+    pub jurisdiction: Option<String>,
+}
+
+impl Filter {
+    /// No filter: every credential goes, and the selection cookie with them.
+    pub fn is_full_signout(&self) -> bool {
+        self.username.is_none() && self.jurisdiction.is_none()
+    }
+
+    fn matches(&self, id: &Identity, compare: NameCompare) -> bool {
+        let username_ok = self.username.as_deref().is_none_or(|u| compare.eq(u, id.username));
+        let jurisdiction_ok =
+            self.jurisdiction.as_deref().is_none_or(|j| compare.eq(j, id.jurisdiction));
+        username_ok && jurisdiction_ok
+    }
+}
+
+/// A credential cookie of the current federation: its name exactly as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential<'a> {
+    pub name: &'a str,
+    pub identity: Identity<'a>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection<'a> {
+    pub removed: Vec<Credential<'a>>,
+    pub remaining: Vec<Credential<'a>>,
+    /// The selection cookie's name as received, when a full signout expires it.
+    pub selection_cookie: Option<&'a str>,
+}
+
+impl<'a> Selection<'a> {
+    /// Sorts the current federation's credentials in `cookie_header` into removed and
+    /// remaining. Foreign, malformed and non-UTF-8 pairs are ignored; a name sent twice (the
+    /// same cookie under two paths) counts once.
+    pub fn select(
+        cookie_header: &'a [u8],
+        federation: &str,
+        filter: &Filter,
+        compare: NameCompare,
+    ) -> Selection<'a> {
+        let mut selection = Selection::default();
+        let mut seen = HashSet::new();
+        for raw in header::names(cookie_header) {
+            let Ok(name) = std::str::from_utf8(raw) else { continue };
+            let Some(parsed) = CookieName::parse(name) else { continue };
+            if !compare.eq(parsed.federation(), federation) || !seen.insert(name) {
+                continue;
+            }
+            match parsed {
+                CookieName::Credential(identity) => {
+                    let credential = Credential { name, identity };
+                    if filter.matches(&identity, compare) {
+                        selection.removed.push(credential);
+                    } else {
+                        selection.remaining.push(credential);
+                    }
+                }
+                CookieName::Selection { .. } if filter.is_full_signout() => {
+                    selection.selection_cookie.get_or_insert(name);
+                }
+                CookieName::Selection { .. } => {}
+            }
+        }
+        selection
+    }
+
+    /// The names to expire, in the order received, the selection cookie last.
+    pub fn expired_names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.removed.iter().map(|c| c.name).chain(self.selection_cookie)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names<'a>(credentials: &[Credential<'a>]) -> Vec<&'a str> {
+        credentials.iter().map(|c| c.name).collect()
+    }
+
+    const HEADER: &[u8] = b"DACS:EX::A:bob=1; other=2; DACS:EX::B:bob=3; DACS:EX::A:amy=4; \
+        DACS:OTHER::A:bob=5; DACS:EX:::SELECTED=6; DACS:EX::A:bob=7; \xff\xfe=8; DACS:ex::A:cy=9";
+
+    #[test]
+    fn full_signout_takes_everything_of_the_federation() {
+        let s = Selection::select(HEADER, "EX", &Filter::default(), NameCompare::Case);
+        assert_eq!(names(&s.removed), ["DACS:EX::A:bob", "DACS:EX::B:bob", "DACS:EX::A:amy"]);
+        assert!(s.remaining.is_empty());
+        assert_eq!(s.selection_cookie, Some("DACS:EX:::SELECTED"));
+        assert_eq!(s.expired_names().count(), 4);
+    }
+
+    #[test]
+    fn filters_must_both_match() {
+        let filter = Filter { username: Some("bob".into()), jurisdiction: Some("A".into()) };
+        let s = Selection::select(HEADER, "EX", &filter, NameCompare::Case);
+        assert_eq!(names(&s.removed), ["DACS:EX::A:bob"]);
+        assert_eq!(names(&s.remaining), ["DACS:EX::B:bob", "DACS:EX::A:amy"]);
+        assert_eq!(s.selection_cookie, None);
+    }
+
+    #[test]
+    fn nocase_applies_to_every_part() {
+        let filter = Filter { username: Some("CY".into()), jurisdiction: Some("a".into()) };
+        let s = Selection::select(HEADER, "EX", &filter, NameCompare::NoCase);
+        assert_eq!(names(&s.removed), ["DACS:ex::A:cy"]);
+        let s = Selection::select(HEADER, "EX", &filter, NameCompare::Case);
+        assert!(s.removed.is_empty());
+    }
+}

@@ -1,0 +1,71 @@
+//! One error type for a request; its HTTP status and exit code are decided here and nowhere else.
+
+use std::fmt;
+
+/// Why a request could not be served. The message is safe to show to the browser: it never
+/// holds a path, a parse position, a cookie value or a token (those go to the log via `detail`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: Kind,
+    /// Shown to the client.
+    pub message: String,
+    /// Log-only detail (file names, line numbers). Never rendered.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Malformed request: bad argument, bad encoding, short body.
+    BadRequest,
+    /// Refused by the drive-by protection (§8).
+    Forbidden,
+    /// A method other than GET, HEAD or POST.
+    MethodNotAllowed,
+    /// A request body larger than the cap.
+    PayloadTooLarge,
+    /// The configuration cannot be used, or an internal invariant failed.
+    Internal,
+}
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), detail: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Error::new(Kind::BadRequest, message)
+    }
+
+    pub fn internal(message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error { kind: Kind::Internal, message: message.into(), detail: Some(detail.into()) }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The HTTP status code and reason phrase.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self.kind {
+            Kind::BadRequest => (400, "Bad Request"),
+            Kind::Forbidden => (403, "Forbidden"),
+            Kind::MethodNotAllowed => (405, "Method Not Allowed"),
+            Kind::PayloadTooLarge => (413, "Content Too Large"),
+            Kind::Internal => (500, "Internal Server Error"),
+        }
+    }
+
+    /// Every error exits 1, as DACS does.
+    pub fn exit_code(&self) -> i32 {
+        1
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,138 @@
+//! `dacs_signout`: the DACS signout service as one CGI/1.1 program.
+//!
+//! A request flows one way: the environment snapshot ([`cgi::Env`]) becomes a validated
+//! [`cgi::Request`]; the configuration ([`config`]) gives the [`config::Settings`] of the
+//! jurisdiction; [`policy::decide`] selects the credential cookies to expire and where the
+//! browser goes; [`render`] writes HTML, XML or JSON; [`serve`] returns the response and the
+//! log line, and `main` writes them. Only `main`, [`config::Config::load`] and the handler page
+//! read touch the outside world.
+
+#![forbid(unsafe_code)]
+
+pub mod cgi;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod demo;
+pub mod error;
+pub mod log;
+pub mod policy;
+pub mod render;
+
+use std::io::{Read, Write};
+
+use cgi::{Env, Method, Request, Response};
+use config::Config;
+use error::Error;
+use log::LogLine;
+use policy::Page;
+use render::Format;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One served request: the response, whether to send its body, the log line, the exit code.
+pub struct Served {
+    pub response: Response,
+    pub head_only: bool,
+    pub log: LogLine,
+    pub exit_code: i32,
+}
+
+impl Served {
+    /// The bytes for stdout. A response that cannot be written safely becomes a 500.
+    pub fn bytes(&mut self, format: Format) -> Vec<u8> {
+        match self.response.to_bytes(self.head_only) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.fail(&e);
+                let response = render::error(&e, format);
+                response.to_bytes(self.head_only).expect("error pages have clean headers")
+            }
+        }
+    }
+
+    fn fail(&mut self, e: &Error) {
+        self.exit_code = e.exit_code();
+        self.log.set("status", e.status().0).set("error", &e.message);
+        if let Some(detail) = &e.detail {
+            self.log.set("detail", detail);
+        }
+    }
+}
+
+/// Serves one CGI request.
+pub fn serve(env: &Env, stdin: &mut dyn Read) -> (Served, Format) {
+    let mut log = LogLine::default();
+    let early = Format::sniff(env.raw("QUERY_STRING").unwrap_or_default());
+    let head_only = env.raw("REQUEST_METHOD") == Some(b"HEAD");
+    let failure = |e: Error, format: Format, mut log: LogLine| {
+        log.set("format", format.as_str());
+        let mut served = Served { response: render::error(&e, format), head_only, log, exit_code: 0 };
+        served.fail(&e);
+        (served, format)
+    };
+    let request = match Request::read(env, stdin) {
+        Ok(r) => r,
+        Err(e) => return failure(e, early, log),
+    };
+    let format = request.args.format;
+    log.set("method", request.method.as_str());
+    let config = match Config::load(env) {
+        Ok(config) => config,
+        Err((source, e)) => {
+            let e = Error::internal("the signout service is misconfigured", format!("{source}: {e}"));
+            return failure(e, format, log);
+        }
+    };
+    log.set("config", &config.source);
+    let settings = match config.settings(&request.server.host_path()) {
+        Ok(s) => s,
+        Err(e) => {
+            let e = Error::internal("the signout service is misconfigured", format!("{}: {e}", config.source));
+            return failure(e, format, log);
+        }
+    };
+    log.set("federation", &settings.federation_name);
+    let decision = match policy::decide(&request, &settings) {
+        Ok(d) => d,
+        Err(e) => return failure(e, format, log),
+    };
+    let file_page = match &decision.page {
+        Page::File(path) if format == Format::Html => match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                log.set("handler_error", format!("{}: {e}", path.display()));
+                None
+            }
+        },
+        _ => None,
+    };
+    let response = render::answer(&decision, &settings, format, file_page);
+    log.set("status", response.status)
+        .set("format", format.as_str())
+        .set("removed", decision.selection.removed.len())
+        .set("remain", decision.selection.remaining.len())
+        .set("handler", &decision.handler_note)
+        .set("relay", "off");
+    if let Some(addr) = &request.server.remote_addr {
+        log.set("remote", addr);
+    }
+    let head_only = request.method == Method::Head;
+    (Served { response, head_only, log, exit_code: 0 }, format)
+}
+
+/// The whole program: CGI when `GATEWAY_INTERFACE` is set (argv is then never read: Apache
+/// passes query words as arguments), else the command line.
+pub fn run(env: &Env, args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    if env.is_set("GATEWAY_INTERFACE") {
+        let (mut served, format) = serve(env, stdin);
+        let bytes = served.bytes(format);
+        let _ = stderr.write_all(served.log.render().as_bytes());
+        if stdout.write_all(&bytes).and_then(|()| stdout.flush()).is_err() {
+            return 1;
+        }
+        served.exit_code
+    } else {
+        cli::run(env, args, stdout, stderr)
+    }
+}

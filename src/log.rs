@@ -1,0 +1,51 @@
+//! The one `key=value` line a request writes to stderr (the web server's error log).
+//! Only the fields below exist: cookie values and tokens have no way in.
+
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Default)]
+pub struct LogLine {
+    fields: Vec<(&'static str, String)>,
+}
+
+impl LogLine {
+    pub fn set(&mut self, key: &'static str, value: impl ToString) -> &mut Self {
+        let value = value.to_string();
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(field) => field.1 = value,
+            None => self.fields.push((key, value)),
+        }
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `dacs_signout: key=value key="value with spaces"`, controls replaced, one line.
+    pub fn render(&self) -> String {
+        let mut out = String::from("dacs_signout:");
+        for (key, value) in &self.fields {
+            let clean: String = value.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            if clean.is_empty() || clean.contains([' ', '"', '=', '\\']) {
+                let _ = write!(out, " {key}=\"{}\"", clean.replace('\\', "\\\\").replace('"', "\\\""));
+            } else {
+                let _ = write!(out, " {key}={clean}");
+            }
+        }
+        out.push('\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_cleans() {
+        let mut line = LogLine::default();
+        line.set("status", 200).set("error", "bad \"x\"\r\ny").set("status", 400);
+        assert_eq!(line.render(), "dacs_signout: status=400 error=\"bad \\\"x\\\"??y\"\n");
+    }
+}

@@ -1,0 +1,299 @@
+//! Where the browser may be sent (§6): the `SIGNOUT_HANDLER` directive, the
+//! `SIGNOUT_HANDLER_ALLOW` rules, and the refusal list that runs before any rule.
+//!
+//! URLs are parsed with the `url` crate, which implements the WHATWG rules browsers use, so
+//! what is checked is what the browser will follow. The redirect carries the parsed URL's
+//! serialization, never the raw argument.
+
+use std::path::PathBuf;
+
+use regex::Regex;
+use url::Url;
+
+/// `SIGNOUT_HANDLER`: `url URL`, `file PATH` or `message TEXT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerDirective {
+    Url(String),
+    File(PathBuf),
+    Message(String),
+}
+
+impl HandlerDirective {
+    pub fn parse(value: &str) -> Result<HandlerDirective, String> {
+        let (keyword, rest) = value.trim().split_once(char::is_whitespace).unwrap_or((value.trim(), ""));
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Err("expected url URL, file PATH or message TEXT".into());
+        }
+        match keyword.to_ascii_lowercase().as_str() {
+            "url" => {
+                let ok = rest.starts_with('/') && !rest.starts_with("//")
+                    || Url::parse(rest).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                if !ok || rest.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(format!("{rest:?} is not an http(s) URL or an absolute path"));
+                }
+                Ok(HandlerDirective::Url(rest.to_owned()))
+            }
+            "file" => Ok(HandlerDirective::File(PathBuf::from(rest))),
+            "message" => Ok(HandlerDirective::Message(rest.to_owned())),
+            _ => Err("expected url URL, file PATH or message TEXT".into()),
+        }
+    }
+}
+
+/// One `SIGNOUT_HANDLER_ALLOW` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowRule {
+    /// `https://portal.example.org`: any URL of that origin.
+    Origin(String),
+    /// `https://portal.example.org/apps/`: URLs whose serialization starts with this one.
+    UrlPrefix(String),
+    /// `/apps/`: paths of the program's own origin.
+    PathPrefix(String),
+    /// `re:REGEX`: matched against the whole serialized URL (anchored at both ends).
+    Regex(String),
+}
+
+impl AllowRule {
+    pub fn parse(value: &str) -> Result<AllowRule, String> {
+        if let Some(source) = value.strip_prefix("re:") {
+            return if source.is_empty() { Err("an empty regular expression".into()) } else { Ok(AllowRule::Regex(source.to_owned())) };
+        }
+        if value.starts_with('/') {
+            if value.starts_with("//") || value.contains(['\\', '%']) || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(format!("{value:?} is not a plain path prefix"));
+            }
+            return Ok(AllowRule::PathPrefix(value.to_owned()));
+        }
+        let url = Url::parse(value).map_err(|e| format!("{value:?}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{value:?} must be an http(s) origin or URL prefix without user-info"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{value:?} must not have a query or fragment"));
+        }
+        if url.path() == "/" {
+            Ok(AllowRule::Origin(url.origin().ascii_serialization()))
+        } else if value.ends_with('/') {
+            Ok(AllowRule::UrlPrefix(url.to_string()))
+        } else {
+            Err(format!("{value:?}: a URL rule must be an origin or a prefix ending in /"))
+        }
+    }
+
+    /// Anchored so that `re:https://a\.example/.*` cannot match `https://evil/?https://a.example/`.
+    pub fn compile(source: &str) -> Result<Regex, regex::Error> {
+        Regex::new(&format!("^(?:{source})$"))
+    }
+
+    fn permits(&self, url: &Url, own_origin: Option<&str>) -> Result<bool, regex::Error> {
+        Ok(match self {
+            AllowRule::Origin(origin) => url.origin().ascii_serialization() == *origin,
+            AllowRule::UrlPrefix(prefix) => url.as_str().starts_with(prefix.as_str()),
+            AllowRule::PathPrefix(prefix) => {
+                let path = url.path();
+                own_origin == Some(url.origin().ascii_serialization().as_str())
+                    && path.starts_with(prefix.as_str())
+                    && (prefix.ends_with('/') || matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+            }
+            AllowRule::Regex(source) => AllowRule::compile(source)?.is_match(url.as_str()),
+        })
+    }
+}
+
+/// Why a `DACS_SIGNOUT_HANDLER` was not used. Logged, never shown as an error page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    ControlOrSpace,
+    Backslash,
+    SchemeRelative,
+    Unparsable,
+    NotHttp,
+    UserInfo,
+    EncodedSeparator,
+    NoRuleMatched,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::ControlOrSpace => "control-or-space",
+            Refusal::Backslash => "backslash",
+            Refusal::SchemeRelative => "scheme-relative",
+            Refusal::Unparsable => "unparsable",
+            Refusal::NotHttp => "not-http",
+            Refusal::UserInfo => "user-info",
+            Refusal::EncodedSeparator => "encoded-separator",
+            Refusal::NoRuleMatched => "not-allowed",
+        }
+    }
+}
+
+/// The refusal list (§6), then the parse. `own_origin` resolves relative candidates.
+pub fn vet(candidate: &str, own_origin: Option<&str>) -> Result<Url, Refusal> {
+    if candidate.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Refusal::ControlOrSpace);
+    }
+    if candidate.contains('\\') {
+        return Err(Refusal::Backslash);
+    }
+    if candidate.starts_with("//") {
+        return Err(Refusal::SchemeRelative);
+    }
+    let url = match Url::parse(candidate) {
+        Ok(url) => url,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            let base = own_origin.and_then(|o| Url::parse(o).ok()).ok_or(Refusal::Unparsable)?;
+            base.join(candidate).map_err(|_| Refusal::Unparsable)?
+        }
+        Err(_) => return Err(Refusal::Unparsable),
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Refusal::NotHttp);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Refusal::UserInfo);
+    }
+    if has_encoded_separator(url.path()) {
+        return Err(Refusal::EncodedSeparator);
+    }
+    Ok(url)
+}
+
+/// `%2F`, `%5C`, and encoded control bytes (tab among them) in a path.
+fn has_encoded_separator(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (w[0], hex(w[1]), hex(w[2])) {
+            (b'%', Some(hi), Some(lo)) => {
+                let byte = hi * 16 + lo;
+                byte == 0x2f || byte == 0x5c || byte < 0x20 || byte == 0x7f
+            }
+            _ => false,
+        }
+    })
+}
+
+/// A `DACS_SIGNOUT_HANDLER` candidate judged against the rules. A rule that cannot compile
+/// is a configuration error, reported as `Err(Err(..))`.
+pub fn allowed(candidate: &str, rules: &[AllowRule], own_origin: Option<&str>) -> Result<Result<Url, Refusal>, regex::Error> {
+    let url = match vet(candidate, own_origin) {
+        Ok(url) => url,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    for rule in rules {
+        if rule.permits(&url, own_origin)? {
+            return Ok(Ok(url));
+        }
+    }
+    Ok(Err(Refusal::NoRuleMatched))
+}
+
+/// The redirect target: the handler with the three DACS arguments appended, before any
+/// fragment.
+///
+/// ```
+/// use dacs_signout::policy::handler::location;
+/// let url = url::Url::parse("https://p.example/bye?x=1#top").unwrap();
+/// assert_eq!(
+///     location(url, "EX", "J"),
+///     "https://p.example/bye?x=1&DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J#top",
+/// );
+/// ```
+pub fn location(mut url: Url, federation: &str, jurisdiction: &str) -> String {
+    // Federation and jurisdiction names are [A-Za-z0-9_-]: nothing to encode.
+    let dacs = format!("DACS_VERSION=1.4&DACS_FEDERATION={federation}&DACS_JURISDICTION={jurisdiction}");
+    let query = match url.query() {
+        Some(q) if !q.is_empty() => format!("{q}&{dacs}"),
+        _ => dacs,
+    };
+    url.set_query(Some(&query));
+    url.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWN: Option<&str> = Some("https://portal.example.org");
+
+    fn rules(values: &[&str]) -> Vec<AllowRule> {
+        values.iter().map(|v| AllowRule::parse(v).unwrap()).collect()
+    }
+
+    fn check(candidate: &str, rules: &[AllowRule]) -> Result<String, Refusal> {
+        allowed(candidate, rules, OWN).unwrap().map(String::from)
+    }
+
+    #[test]
+    fn rule_forms() {
+        assert_eq!(AllowRule::parse("https://P.example.org").unwrap(), AllowRule::Origin("https://p.example.org".into()));
+        assert_eq!(AllowRule::parse("https://p.example.org:443/").unwrap(), AllowRule::Origin("https://p.example.org".into()));
+        assert_eq!(AllowRule::parse("https://p.example.org/a/").unwrap(), AllowRule::UrlPrefix("https://p.example.org/a/".into()));
+        assert!(AllowRule::parse("https://p.example.org/a").is_err());
+        assert!(AllowRule::parse("https://u@p.example.org/").is_err());
+        assert!(AllowRule::parse("javascript:alert(1)").is_err());
+        assert!(AllowRule::parse("//p.example.org/").is_err());
+        assert!(AllowRule::parse("re:").is_err());
+    }
+
+    #[test]
+    fn allowed_candidates() {
+        let r = rules(&["https://sso.example.org", "https://apps.example.org/bye/", "/local/", "re:https://x\\.example\\.org/done\\?.*"]);
+        assert_eq!(check("https://sso.example.org/anything?q=1", &r).unwrap(), "https://sso.example.org/anything?q=1");
+        assert!(check("https://apps.example.org/bye/now", &r).is_ok());
+        assert!(check("/local/page", &r).is_ok());
+        assert_eq!(check("/local/../local/x", &r).unwrap(), "https://portal.example.org/local/x");
+        assert!(check("https://x.example.org/done?ok", &r).is_ok());
+    }
+
+    #[test]
+    fn hostile_candidates_are_refused() {
+        let r = rules(&["https://sso.example.org", "https://apps.example.org/bye/", "/local/", "re:https://x\\.example\\.org/done.*"]);
+        let cases: &[(&str, Refusal)] = &[
+            ("javascript:alert(1)", Refusal::NotHttp),
+            ("data:text/html,hi", Refusal::NotHttp),
+            ("JaVaScRiPt:alert(1)", Refusal::NotHttp),
+            ("//evil.example/", Refusal::SchemeRelative),
+            ("/\\evil.example/", Refusal::Backslash),
+            ("https:\\\\evil.example", Refusal::Backslash),
+            ("https://sso.example.org@evil.example/", Refusal::UserInfo),
+            ("https://evil.example\\@sso.example.org/", Refusal::Backslash),
+            ("/local/%2f%2fevil.example", Refusal::EncodedSeparator),
+            ("/local/%5cevil", Refusal::EncodedSeparator),
+            ("/local/%09x", Refusal::EncodedSeparator),
+            ("https://sso.example.org/%0d%0aSet-Cookie:x=y", Refusal::EncodedSeparator),
+            ("https://sso.example.org/\r\nSet-Cookie: x=y", Refusal::ControlOrSpace),
+            ("/lo\tcal/", Refusal::ControlOrSpace),
+            (" https://sso.example.org/", Refusal::ControlOrSpace),
+            ("https://sso.example.org.evil.example/", Refusal::NoRuleMatched),
+            ("https://sso-example.org/", Refusal::NoRuleMatched),
+            ("https://xn--so-xmc.example.org/", Refusal::NoRuleMatched),
+            ("https://ѕso.example.org/", Refusal::NoRuleMatched),
+            ("http://sso.example.org/", Refusal::NoRuleMatched),
+            ("https://sso.example.org:8443/", Refusal::NoRuleMatched),
+            ("https://apps.example.org/bye/../admin", Refusal::NoRuleMatched),
+            ("https://apps.example.org/bye/%2e%2e/admin", Refusal::NoRuleMatched),
+            ("https://apps.example.org/byeX/", Refusal::NoRuleMatched),
+            ("/localx/", Refusal::NoRuleMatched),
+            ("https://evil.example/local/", Refusal::NoRuleMatched),
+            ("https://evil.example/?https://x.example.org/done", Refusal::NoRuleMatched),
+            ("https://x.example.org.evil.example/done", Refusal::NoRuleMatched),
+            ("ftp://sso.example.org/", Refusal::NotHttp),
+        ];
+        for (candidate, why) in cases {
+            assert_eq!(check(candidate, &r), Err(*why), "{candidate}");
+        }
+    }
+
+    #[test]
+    fn relative_candidates_need_an_origin() {
+        assert_eq!(allowed("/local/", &rules(&["/"]), None).unwrap(), Err(Refusal::Unparsable));
+    }
+
+    #[test]
+    fn location_adds_the_dacs_arguments() {
+        let url = Url::parse("https://p.example/").unwrap();
+        assert_eq!(location(url, "EX", "J"), "https://p.example/?DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J");
+    }
+}

@@ -1,0 +1,7 @@
+//! The signout decision: drive-by rules, handler policy, and what to expire.
+
+pub mod driveby;
+pub mod handler;
+pub mod signout;
+
+pub use signout::{decide, Decision, Page};

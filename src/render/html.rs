@@ -1,0 +1,91 @@
+//! HTML pages. Every interpolated value goes through `escape`; the page runs no script.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::cgi::Response;
+
+/// No script, no plugins, no framing; inline styles only.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em;line-height:1.5}code{font-size:1.05em}";
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn page(status: u16, reason: &'static str, body: &str) -> Response {
+    let mut r = Response::new(status, reason);
+    r.header("Content-Type", "text/html; charset=utf-8");
+    r.header("Content-Security-Policy", CSP);
+    r.body = body.as_bytes().to_vec();
+    r
+}
+
+fn document(title: &str, main: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{main}</body>\n</html>\n",
+        title = escape(title)
+    )
+}
+
+fn list(out: &mut String, heading: &str, credentials: &[crate::credentials::Credential]) {
+    let _ = writeln!(out, "<h2>{heading}</h2>\n<ul class=\"{}\">", heading.to_ascii_lowercase().replace(' ', "-"));
+    for c in credentials {
+        let _ = writeln!(out, "<li><code>{}</code></li>", escape(&c.identity.to_string()));
+    }
+    out.push_str("</ul>\n");
+}
+
+pub fn report_body(report: &Report) -> String {
+    let federation = escape(report.federation);
+    let mut main = String::new();
+    if report.removed.is_empty() {
+        let _ = writeln!(main, "<h1>Not signed in</h1>\n<p id=\"status\">You are not authenticated within federation {federation}</p>");
+    } else {
+        let _ = writeln!(main, "<h1>Signed out</h1>\n<p id=\"status\">You have been signed out of federation {federation}.</p>");
+        list(&mut main, "Signed out", report.removed);
+    }
+    if !report.remaining.is_empty() {
+        list(&mut main, "Still signed in", report.remaining);
+    }
+    document("Sign out", &main)
+}
+
+pub fn redirect_body(location: &str) -> String {
+    let main = format!("<h1>Signed out</h1>\n<p>Continue to <a href=\"{0}\">{0}</a>.</p>\n", escape(location));
+    document("Signed out", &main)
+}
+
+pub fn message_body(text: &str) -> String {
+    document("Signed out", &format!("<h1>Signed out</h1>\n<p id=\"status\">{}</p>\n", escape(text)))
+}
+
+pub fn error_body(code: u16, reason: &str, message: &str) -> String {
+    let main = format!("<h1>{code} {}</h1>\n<p id=\"status\">{}</p>\n", escape(reason), escape(message));
+    document(&format!("{code} {reason}"), &main)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert!(message_body("<script>").contains("&lt;script&gt;"));
+    }
+}
