@@ -51,7 +51,8 @@ fn read_request(stream: &TcpStream) -> std::io::Result<HttpRequest> {
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
     let target = parts.next().unwrap_or("/").to_owned();
-    let (path, query) = target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.to_owned(), q.to_owned()));
+    let (path, query) =
+        target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.to_owned(), q.to_owned()));
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -115,7 +116,11 @@ fn portal(request: &HttpRequest, port: u16) -> Vec<u8> {
          <button id=\"post-signout\">Sign out (POST)</button></form>\n</body></html>\n",
         names.join("")
     );
-    http("200 OK", &["Content-Type: text/html; charset=utf-8".into(), "Cache-Control: no-store".into()], body.as_bytes())
+    http(
+        "200 OK",
+        &["Content-Type: text/html; charset=utf-8".into(), "Cache-Control: no-store".into()],
+        body.as_bytes(),
+    )
 }
 
 fn signin(request: &HttpRequest) -> Vec<u8> {

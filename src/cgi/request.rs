@@ -145,8 +145,11 @@ fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
         .read_to_end(&mut buffer)
         .map_err(|e| Error::bad_request("the request body could not be read").with_detail(e.to_string()))?;
     if buffer.len() < length {
-        return Err(Error::bad_request("the request body is shorter than CONTENT_LENGTH")
-            .with_detail(format!("read {} of {} bytes", buffer.len(), length)));
+        return Err(Error::bad_request("the request body is shorter than CONTENT_LENGTH").with_detail(format!(
+            "read {} of {} bytes",
+            buffer.len(),
+            length
+        )));
     }
     Ok(buffer)
 }
@@ -185,9 +188,7 @@ fn fetch_metadata(env: &Env) -> FetchMetadata {
 }
 
 fn server(env: &Env) -> Server {
-    let https = env
-        .soft("HTTPS")
-        .is_some_and(|v| ["on", "1", "yes"].iter().any(|t| v.eq_ignore_ascii_case(t)));
+    let https = env.soft("HTTPS").is_some_and(|v| ["on", "1", "yes"].iter().any(|t| v.eq_ignore_ascii_case(t)));
     Server {
         https,
         name: env.soft("SERVER_NAME").filter(|n| valid_host(n)).map(str::to_owned),
@@ -199,8 +200,7 @@ fn server(env: &Env) -> Server {
 
 /// A host name or address literal that can go into an origin without surprises.
 fn valid_host(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
 }
 
 #[cfg(test)]

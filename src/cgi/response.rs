@@ -17,10 +17,7 @@ impl Response {
         Response {
             status,
             reason,
-            headers: vec![
-                ("Cache-Control", "no-store".to_owned()),
-                ("X-Content-Type-Options", "nosniff".to_owned()),
-            ],
+            headers: vec![("Cache-Control", "no-store".to_owned()), ("X-Content-Type-Options", "nosniff".to_owned())],
             body: Vec::new(),
         }
     }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use parse::{Directive, Section, KNOWN_DIRECTIVES};
+pub use parse::{Directive, KNOWN_DIRECTIVES, Section};
 pub use settings::{RelaySettings, Settings, UsernameMap};
 
 use crate::cgi::Env;
@@ -146,16 +146,16 @@ impl Config {
     /// `Default` alone when there is none), with regular expressions compiled.
     pub fn check(&self) -> Vec<ConfigError> {
         let mut problems = Vec::new();
-        let mut check = |jurisdiction: Option<&Section>| {
-            match Settings::from_sections(&self.default, jurisdiction).and_then(|s| s.compile_check()) {
-                Ok(()) => {}
-                Err(e) if problems.contains(&e) => {}
-                Err(mut e) => {
-                    if let (None, Some(uri)) = (e.line, jurisdiction.and_then(|s| s.uri.as_deref())) {
-                        e.message = format!("{} (Jurisdiction {uri})", e.message);
-                    }
-                    problems.push(e)
+        let mut check = |jurisdiction: Option<&Section>| match Settings::from_sections(&self.default, jurisdiction)
+            .and_then(|s| s.compile_check())
+        {
+            Ok(()) => {}
+            Err(e) if problems.contains(&e) => {}
+            Err(mut e) => {
+                if let (None, Some(uri)) = (e.line, jurisdiction.and_then(|s| s.uri.as_deref())) {
+                    e.message = format!("{} (Jurisdiction {uri})", e.message);
                 }
+                problems.push(e)
             }
         };
         if self.jurisdictions.is_empty() {

@@ -1,8 +1,8 @@
 //! The XML subset of `dacs.conf`: `<Configuration>` holding `<Default>` and
 //! `<Jurisdiction uri="...">` sections whose text is directive lines `NAME "value"`.
 
-use quick_xml::events::Event;
 use quick_xml::Reader;
+use quick_xml::events::Event;
 
 use super::ConfigError;
 

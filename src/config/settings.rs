@@ -1,7 +1,7 @@
 //! The meaning of each directive, for the section a request uses.
 
-use super::parse::{Directive, Section};
 use super::ConfigError;
+use super::parse::{Directive, Section};
 use crate::credentials::identity::is_name;
 use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
 use crate::policy::driveby::CrossSite;
@@ -61,7 +61,13 @@ impl<'a> Layers<'a> {
         if own.is_empty() { self.default.all(name).collect() } else { own }
     }
 
-    fn parsed<T>(&self, name: &str, default: T, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Result<T, ConfigError> {
+    fn parsed<T>(
+        &self,
+        name: &str,
+        default: T,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
             Some(d) => parse(&d.value).ok_or_else(|| invalid(d, expected)),
@@ -122,7 +128,10 @@ impl Settings {
         let jurisdiction_name = name("JURISDICTION_NAME")?;
         let no_domain = layers.parsed("COOKIE_NO_DOMAIN", false, boolean, "yes or no")?;
         let federation_domain = match layers.get("FEDERATION_DOMAIN") {
-            Some(d) if d.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') && !d.value.is_empty() => {
+            Some(d)
+                if d.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                    && !d.value.is_empty() =>
+            {
                 Some(d.value.clone())
             }
             Some(d) => return Err(invalid(d, "a domain name")),
@@ -150,18 +159,31 @@ impl Settings {
             },
             "case, nocase or default",
         )?;
-        let cookie_syntax = layers.parsed("COOKIE_SYNTAX", CookieSyntax::default(), |v| v.parse().ok(), "a COOKIE_SYNTAX name")?;
+        let cookie_syntax =
+            layers.parsed("COOKIE_SYNTAX", CookieSyntax::default(), |v| v.parse().ok(), "a COOKIE_SYNTAX name")?;
         let signout_handler = match layers.get("SIGNOUT_HANDLER") {
             None => None,
-            Some(d) => Some(HandlerDirective::parse(&d.value).map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER: {why}")))?),
+            Some(d) => Some(
+                HandlerDirective::parse(&d.value)
+                    .map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER: {why}")))?,
+            ),
         };
         let allow = layers
             .all("SIGNOUT_HANDLER_ALLOW")
             .into_iter()
-            .map(|d| AllowRule::parse(&d.value).map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER_ALLOW: {why}"))))
+            .map(|d| {
+                AllowRule::parse(&d.value)
+                    .map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER_ALLOW: {why}")))
+            })
             .collect::<Result<_, _>>()?;
-        let cross_site = layers.parsed("SIGNOUT_CROSS_SITE", CrossSite::default(), |v| v.parse().ok(), "navigate, deny or allow")?;
-        let clear_site_data = layers.parsed("CLEAR_SITE_DATA", None, clear_site_data, "off or a list of cache, cookies, storage, executionContexts, *")?;
+        let cross_site =
+            layers.parsed("SIGNOUT_CROSS_SITE", CrossSite::default(), |v| v.parse().ok(), "navigate, deny or allow")?;
+        let clear_site_data = layers.parsed(
+            "CLEAR_SITE_DATA",
+            None,
+            clear_site_data,
+            "off or a list of cache, cookies, storage, executionContexts, *",
+        )?;
         Ok(Settings {
             federation_name,
             jurisdiction_name,
@@ -181,7 +203,8 @@ impl Settings {
     pub fn compile_check(&self) -> Result<(), ConfigError> {
         for rule in &self.allow {
             if let AllowRule::Regex(source) = rule {
-                AllowRule::compile(source).map_err(|e| ConfigError::general(format!("SIGNOUT_HANDLER_ALLOW re:{source}: {e}")))?;
+                AllowRule::compile(source)
+                    .map_err(|e| ConfigError::general(format!("SIGNOUT_HANDLER_ALLOW re:{source}: {e}")))?;
             }
         }
         if let Some(map) = &self.relay.username_map {
@@ -195,7 +218,9 @@ fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
     let base_url = match layers.get("IDMS_BASE_API_URL") {
         None => None,
         Some(d) => match url::Url::parse(&d.value) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none() => Some(d.value.clone()),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none() => {
+                Some(d.value.clone())
+            }
             _ => return Err(invalid(d, "an http or https URL without credentials")),
         },
     };
@@ -215,7 +240,8 @@ fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
         |v| {
             let (pattern, replacement) = v.split_once("=>")?;
             let pattern = pattern.trim();
-            (!pattern.is_empty()).then(|| Some(UsernameMap { pattern: pattern.to_owned(), replacement: replacement.trim().to_owned() }))
+            (!pattern.is_empty())
+                .then(|| Some(UsernameMap { pattern: pattern.to_owned(), replacement: replacement.trim().to_owned() }))
         },
         "REGEX => REPLACEMENT",
     )?;

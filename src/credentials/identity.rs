@@ -48,7 +48,9 @@ impl fmt::Display for Identity<'_> {
 pub enum CookieName<'a> {
     Credential(Identity<'a>),
     /// `DACS:<FED>:::SELECTED`: which credentials the user picked; not a credential.
-    Selection { federation: &'a str },
+    Selection {
+        federation: &'a str,
+    },
 }
 
 impl<'a> CookieName<'a> {
@@ -77,8 +79,7 @@ pub fn is_name(text: &str) -> bool {
 
 /// A username: a non-empty run of anything but `=`, `;`, `,`, white space and controls.
 pub fn is_username(text: &str) -> bool {
-    !text.is_empty()
-        && !text.chars().any(|c| c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control())
+    !text.is_empty() && !text.chars().any(|c| c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]

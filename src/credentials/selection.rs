@@ -2,9 +2,9 @@
 
 use std::collections::HashSet;
 
+use super::NameCompare;
 use super::header;
 use super::identity::{CookieName, Identity};
-use super::NameCompare;
 
 /// The `DACS_USERNAME` / `DACS_JURISDICTION` arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,8 +21,7 @@ impl Filter {
 
     fn matches(&self, id: &Identity, compare: NameCompare) -> bool {
         let username_ok = self.username.as_deref().is_none_or(|u| compare.eq(u, id.username));
-        let jurisdiction_ok =
-            self.jurisdiction.as_deref().is_none_or(|j| compare.eq(j, id.jurisdiction));
+        let jurisdiction_ok = self.jurisdiction.as_deref().is_none_or(|j| compare.eq(j, id.jurisdiction));
         username_ok && jurisdiction_ok
     }
 }
@@ -46,12 +45,7 @@ impl<'a> Selection<'a> {
     /// Sorts the current federation's credentials in `cookie_header` into removed and
     /// remaining. Foreign, malformed and non-UTF-8 pairs are ignored; a name sent twice (the
     /// same cookie under two paths) counts once.
-    pub fn select(
-        cookie_header: &'a [u8],
-        federation: &str,
-        filter: &Filter,
-        compare: NameCompare,
-    ) -> Selection<'a> {
+    pub fn select(cookie_header: &'a [u8], federation: &str, filter: &Filter, compare: NameCompare) -> Selection<'a> {
         let mut selection = Selection::default();
         let mut seen = HashSet::new();
         for raw in header::names(cookie_header) {

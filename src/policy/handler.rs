@@ -57,16 +57,27 @@ pub enum AllowRule {
 impl AllowRule {
     pub fn parse(value: &str) -> Result<AllowRule, String> {
         if let Some(source) = value.strip_prefix("re:") {
-            return if source.is_empty() { Err("an empty regular expression".into()) } else { Ok(AllowRule::Regex(source.to_owned())) };
+            return if source.is_empty() {
+                Err("an empty regular expression".into())
+            } else {
+                Ok(AllowRule::Regex(source.to_owned()))
+            };
         }
         if value.starts_with('/') {
-            if value.starts_with("//") || value.contains(['\\', '%']) || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            if value.starts_with("//")
+                || value.contains(['\\', '%'])
+                || value.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
                 return Err(format!("{value:?} is not a plain path prefix"));
             }
             return Ok(AllowRule::PathPrefix(value.to_owned()));
         }
         let url = Url::parse(value).map_err(|e| format!("{value:?}: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host().is_none()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
             return Err(format!("{value:?} must be an http(s) origin or URL prefix without user-info"));
         }
         if url.query().is_some() || url.fragment().is_some() {
@@ -176,7 +187,11 @@ fn has_encoded_separator(path: &str) -> bool {
 
 /// A `DACS_SIGNOUT_HANDLER` candidate judged against the rules. A rule that cannot compile
 /// is a configuration error, reported as `Err(Err(..))`.
-pub fn allowed(candidate: &str, rules: &[AllowRule], own_origin: Option<&str>) -> Result<Result<Url, Refusal>, regex::Error> {
+pub fn allowed(
+    candidate: &str,
+    rules: &[AllowRule],
+    own_origin: Option<&str>,
+) -> Result<Result<Url, Refusal>, regex::Error> {
     let url = match vet(candidate, own_origin) {
         Ok(url) => url,
         Err(refusal) => return Ok(Err(refusal)),
@@ -227,9 +242,18 @@ mod tests {
 
     #[test]
     fn rule_forms() {
-        assert_eq!(AllowRule::parse("https://P.example.org").unwrap(), AllowRule::Origin("https://p.example.org".into()));
-        assert_eq!(AllowRule::parse("https://p.example.org:443/").unwrap(), AllowRule::Origin("https://p.example.org".into()));
-        assert_eq!(AllowRule::parse("https://p.example.org/a/").unwrap(), AllowRule::UrlPrefix("https://p.example.org/a/".into()));
+        assert_eq!(
+            AllowRule::parse("https://P.example.org").unwrap(),
+            AllowRule::Origin("https://p.example.org".into())
+        );
+        assert_eq!(
+            AllowRule::parse("https://p.example.org:443/").unwrap(),
+            AllowRule::Origin("https://p.example.org".into())
+        );
+        assert_eq!(
+            AllowRule::parse("https://p.example.org/a/").unwrap(),
+            AllowRule::UrlPrefix("https://p.example.org/a/".into())
+        );
         assert!(AllowRule::parse("https://p.example.org/a").is_err());
         assert!(AllowRule::parse("https://u@p.example.org/").is_err());
         assert!(AllowRule::parse("javascript:alert(1)").is_err());
@@ -239,7 +263,12 @@ mod tests {
 
     #[test]
     fn allowed_candidates() {
-        let r = rules(&["https://sso.example.org", "https://apps.example.org/bye/", "/local/", "re:https://x\\.example\\.org/done\\?.*"]);
+        let r = rules(&[
+            "https://sso.example.org",
+            "https://apps.example.org/bye/",
+            "/local/",
+            "re:https://x\\.example\\.org/done\\?.*",
+        ]);
         assert_eq!(check("https://sso.example.org/anything?q=1", &r).unwrap(), "https://sso.example.org/anything?q=1");
         assert!(check("https://apps.example.org/bye/now", &r).is_ok());
         assert!(check("/local/page", &r).is_ok());
@@ -249,7 +278,12 @@ mod tests {
 
     #[test]
     fn hostile_candidates_are_refused() {
-        let r = rules(&["https://sso.example.org", "https://apps.example.org/bye/", "/local/", "re:https://x\\.example\\.org/done.*"]);
+        let r = rules(&[
+            "https://sso.example.org",
+            "https://apps.example.org/bye/",
+            "/local/",
+            "re:https://x\\.example\\.org/done.*",
+        ]);
         let cases: &[(&str, Refusal)] = &[
             ("javascript:alert(1)", Refusal::NotHttp),
             ("data:text/html,hi", Refusal::NotHttp),
@@ -294,6 +328,9 @@ mod tests {
     #[test]
     fn location_adds_the_dacs_arguments() {
         let url = Url::parse("https://p.example/").unwrap();
-        assert_eq!(location(url, "EX", "J"), "https://p.example/?DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J");
+        assert_eq!(
+            location(url, "EX", "J"),
+            "https://p.example/?DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J"
+        );
     }
 }

@@ -4,4 +4,4 @@ pub mod driveby;
 pub mod handler;
 pub mod signout;
 
-pub use signout::{decide, Decision, Page};
+pub use signout::{Decision, Page, decide};

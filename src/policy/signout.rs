@@ -40,7 +40,8 @@ pub struct Decision<'a> {
 pub fn decide<'a>(request: &'a Request, settings: &Settings) -> Result<Decision<'a>, Error> {
     driveby::check(&request.fetch, settings.cross_site)?;
     let filter = Filter { username: request.args.username.clone(), jurisdiction: request.args.jurisdiction.clone() };
-    let selection = Selection::select(&request.cookie_header, &settings.federation_name, &filter, settings.name_compare);
+    let selection =
+        Selection::select(&request.cookie_header, &settings.federation_name, &filter, settings.name_compare);
     let syntax = request.args.cookie_syntax.unwrap_or(settings.cookie_syntax);
     let set_cookies = selection.expired_names().map(|name| set_cookie(name, &settings.cookie, syntax)).collect();
     let (page, handler_note) = page(request, settings, !selection.removed.is_empty())?;
@@ -61,7 +62,8 @@ fn page(request: &Request, settings: &Settings, removed_any: bool) -> Result<(Pa
         return Ok((Page::BuiltIn, "unused-nothing-removed".into()));
     }
     let own_origin = request.server.origin();
-    let redirect = |url: Url| Page::Redirect(handler::location(url, &settings.federation_name, &settings.jurisdiction_name));
+    let redirect =
+        |url: Url| Page::Redirect(handler::location(url, &settings.federation_name, &settings.jurisdiction_name));
     let mut note = String::new();
     if let Some(candidate) = asked {
         let verdict = handler::allowed(candidate, &settings.allow, own_origin.as_deref()).map_err(|e| {

@@ -54,9 +54,15 @@ pub fn report_body(report: &Report) -> String {
     let federation = escape(report.federation);
     let mut main = String::new();
     if report.removed.is_empty() {
-        let _ = writeln!(main, "<h1>Not signed in</h1>\n<p id=\"status\">You are not authenticated within federation {federation}</p>");
+        let _ = writeln!(
+            main,
+            "<h1>Not signed in</h1>\n<p id=\"status\">You are not authenticated within federation {federation}</p>"
+        );
     } else {
-        let _ = writeln!(main, "<h1>Signed out</h1>\n<p id=\"status\">You have been signed out of federation {federation}.</p>");
+        let _ = writeln!(
+            main,
+            "<h1>Signed out</h1>\n<p id=\"status\">You have been signed out of federation {federation}.</p>"
+        );
         list(&mut main, "Signed out", report.removed);
     }
     if !report.remaining.is_empty() {

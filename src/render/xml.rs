@@ -66,7 +66,8 @@ pub fn report(format: Format, report: &Report) -> String {
 
 pub fn common_status(format: Format, code: u16, message: &str) -> String {
     let mut out = root(format, "");
-    let _ = writeln!(out, "  <common_status context=\"dacs_signout\" code=\"{code}\" message=\"{}\"/>", escape(message));
+    let _ =
+        writeln!(out, "  <common_status context=\"dacs_signout\" code=\"{code}\" message=\"{}\"/>", escape(message));
     out.push_str("</dacs_current_credentials>\n");
     out
 }

@@ -1,0 +1,102 @@
+//! The command line: `--check-config`, `--version`, `demo`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).env_clear().args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_config_names_the_line_and_lists_unknown_directives() {
+    let dir = TempDir::new("check");
+    let good = dir.write(
+        "good.conf",
+        &conf(&format!(
+            "{EXAMPLE}\nAUTH_CREDENTIALS_DEFAULT_LIFETIME_SECS \"3600\"\nACS_ERROR_HANDLER \"* /error.html\""
+        )),
+    );
+    let (code, out, _) = cli(&["--check-config", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("unknown directives (ignored):"), "{out}");
+    assert!(
+        out.contains("line 6: AUTH_CREDENTIALS_DEFAULT_LIFETIME_SECS") && out.contains("line 7: ACS_ERROR_HANDLER"),
+        "{out}"
+    );
+    assert!(out.ends_with(": ok\n"), "{out}");
+
+    let bad = dir.write("bad.conf", &conf(&format!("{EXAMPLE}\nSECURE_MODE \"sometimes\"")));
+    let (code, out, _) = cli(&["--check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("bad.conf: line 6: SECURE_MODE: invalid value \"sometimes\""), "{out}");
+
+    let expr = dir.write("expr.conf", &conf(&format!("{EXAMPLE}\nJURISDICTION_NAME ${{Conf::X}}")));
+    let (code, out, _) = cli(&["--check-config", expr.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("line 6: JURISDICTION_NAME: only a double-quoted literal"), "{out}");
+
+    let regex = dir.write("regex.conf", &conf(&format!("{EXAMPLE}\nSIGNOUT_HANDLER_ALLOW \"re:(\"")));
+    let (code, out, _) = cli(&["--check-config", regex.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+
+    let (code, out, _) = cli(&["--check-config", "/nonexistent.conf"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("/nonexistent.conf: cannot read the file"), "{out}");
+}
+
+#[test]
+fn version_help_and_usage() {
+    let (code, out, _) = cli(&["--version"]);
+    assert_eq!((code, out.as_str()), (0, concat!("dacs_signout ", env!("CARGO_PKG_VERSION"), "\n")));
+    assert_eq!(cli(&["--help"]).0, 0);
+    let (code, _, err) = cli(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("GATEWAY_INTERFACE"));
+    assert_eq!(cli(&["--frobnicate"]).0, 2);
+}
+
+/// The README's first command: a local portal, a real CGI child, real HTTP.
+#[test]
+fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(["demo", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 =
+        line.split("127.0.0.1:").nth(1).unwrap().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+    let get = |target: &str, cookie: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let signin = get("/signin?user=alice", "");
+    assert!(signin.contains("Set-Cookie: DACS:DEMO::DEMO:alice="), "{signin}");
+    assert!(get("/", "DACS:DEMO::DEMO:alice=x").contains("DACS:DEMO::DEMO:alice"));
+    let signout = get("/cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=/", "DACS:DEMO::DEMO:alice=x; theme=dark");
+    let _ = child.kill();
+    let _ = child.wait();
+    if std::path::Path::new("/etc/dacs-signout/dacs.conf").exists() {
+        return; // the demo then runs on that configuration
+    }
+    assert!(signout.starts_with("HTTP/1.1 302 Found\r\n"), "{signout}");
+    assert!(signout.contains(&format!(
+        "Location: http://127.0.0.1:{port}/?DACS_VERSION=1.4&DACS_FEDERATION=DEMO&DACS_JURISDICTION=DEMO"
+    )));
+    assert!(signout.contains("Set-Cookie: DACS:DEMO::DEMO:alice=; Max-Age=0"));
+    assert!(!signout.contains("theme="));
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the built binary, run as a CGI program.
+
+mod support;
+
+mod cli;
+mod driveby;
+mod errors;
+mod formats;
+mod handler;
+mod signout;
