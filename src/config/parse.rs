@@ -93,21 +93,26 @@ pub fn sections(text: &str) -> Result<(Section, Vec<Section>), ConfigError> {
             ConfigError::at(lines.at(reader.error_position() as usize), format!("not well-formed XML: {e}"))
         })?;
         let line = lines.at(start);
+        // Inside a section, text, CDATA and entity references are the directive lines.
+        if let Some((_, buffer, _)) = open.as_mut() {
+            let decoded = match &event {
+                Event::Text(t) => Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?),
+                Event::CData(t) => Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?),
+                Event::GeneralRef(r) => {
+                    let c = resolve(r).ok_or_else(|| ConfigError::at(line, "unknown entity reference"))?;
+                    buffer.push(c);
+                    continue;
+                }
+                _ => None,
+            };
+            if let Some(text) = decoded {
+                buffer.push_str(&text);
+                continue;
+            }
+        }
         match event {
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::DocType(_) | Event::Comment(_) => {}
-            Event::Text(t) if open.is_some() => {
-                let text = t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?;
-                open.as_mut().map(|o| o.1.push_str(&text));
-            }
-            Event::CData(t) if open.is_some() => {
-                let text = t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?;
-                open.as_mut().map(|o| o.1.push_str(&text));
-            }
-            Event::GeneralRef(r) if open.is_some() => {
-                let c = resolve(&r).ok_or_else(|| ConfigError::at(line, "unknown entity reference"))?;
-                open.as_mut().map(|o| o.1.push(c));
-            }
             Event::Text(t) => {
                 if !t.iter().all(u8::is_ascii_whitespace) {
                     return Err(ConfigError::at(line, "text outside a Default or Jurisdiction section"));

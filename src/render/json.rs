@@ -32,9 +32,9 @@ pub fn report(report: &Report) -> String {
     if let Some(domain) = report.federation_domain {
         let _ = write!(out, ",\"federation_domain\":{}", string(domain));
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        ",\"jurisdiction_name\":{},\"credentials\":{},\"signed_out\":{}}}}}\n",
+        ",\"jurisdiction_name\":{},\"credentials\":{},\"signed_out\":{}}}}}",
         string(report.jurisdiction),
         list(report.remaining),
         list(report.removed)
