@@ -7,4 +7,5 @@ mod driveby;
 mod errors;
 mod formats;
 mod handler;
+mod props;
 mod signout;
