@@ -159,7 +159,15 @@ impl Cgi {
         // The program may stop reading early (e.g. a 413): a broken pipe here is fine.
         let _ = child.stdin.take().unwrap().write_all(&self.stdin);
         let out = child.wait_with_output().unwrap();
-        parse(&out.stdout, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
+        let output =
+            parse(&out.stdout, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1));
+        // Every XML and JSON answer any test produces is checked against the shipped schemas.
+        match output.header("Content-Type") {
+            Some(t) if t.starts_with("text/xml") && !output.body.is_empty() => validate_xml(&output.body),
+            Some("application/json") if !output.body.is_empty() => validate_json(&output.body),
+            _ => {}
+        }
+        output
     }
 }
 
