@@ -1,14 +1,18 @@
 //! The command line (no `GATEWAY_INTERFACE`): `--check-config`, `demo`, `--version`, `--help`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::cgi::Env;
-use crate::config::{Config, DEFAULT_PATH};
+use crate::config::{Config, RelaySettings};
+use crate::relay::spool::Spool;
+use crate::relay::transport::Http;
 
 const USAGE: &str = "\
 usage: dacs_signout --check-config [FILE]   check a configuration (default: $DACS_SIGNOUT_CONF,
                                            else /etc/dacs-signout/dacs.conf, else the built-in demo)
+       dacs_signout relay [--now]            deliver the spooled hub signals that are due (--now: all)
        dacs_signout demo [--port N]          serve a local demo portal on 127.0.0.1 (default port 8421)
        dacs_signout --version | --help
 
@@ -16,7 +20,7 @@ Run by a web server (GATEWAY_INTERFACE set), dacs_signout is the DACS signout CG
 ignores its arguments. See README.md.
 ";
 
-pub fn run(env: &Env, args: &[String], stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+pub fn run(env: &Env, args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["--version" | "-V"] => {
@@ -27,6 +31,12 @@ pub fn run(env: &Env, args: &[String], stdout: &mut dyn Write, stderr: &mut dyn 
             let _ = stdout.write_all(USAGE.as_bytes());
             0
         }
+        ["relay"] => relay(env, false, stdout, stderr),
+        ["relay", "--now"] => relay(env, true, stdout, stderr),
+        ["relay", "--deliver"] => match crate::relay::deliver(stdin, &Http, env) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        },
         ["--check-config"] => check_config(env, None, stdout),
         ["--check-config", file] => check_config(env, Some(Path::new(file)), stdout),
         ["demo"] => crate::demo::run(8421, stdout, stderr),
@@ -44,14 +54,52 @@ fn usage_error(stderr: &mut dyn Write, message: &str) -> i32 {
     2
 }
 
+/// The configuration a command works on: `FILE`, else the one a request would use.
+fn load(env: &Env, file: Option<&Path>) -> Result<Config, (crate::config::Source, crate::config::ConfigError)> {
+    match file {
+        Some(path) => Config::load_file(path),
+        None => Config::load(env),
+    }
+}
+
+/// Drains the spool once and prints what it did. Exit 1 when the spool cannot be used.
+fn relay(env: &Env, force: bool, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let settings =
+        match load(env, None).and_then(|c| RelaySettings::from_default(&c.default).map_err(|e| (c.source, e))) {
+            Ok(s) => s,
+            Err((source, e)) => {
+                let _ = writeln!(stderr, "dacs_signout relay: {source}: {e}");
+                return 1;
+            }
+        };
+    let spool = match Spool::open(Path::new(&settings.spool_dir)) {
+        Ok(spool) => spool,
+        Err(e) => {
+            let _ = writeln!(stderr, "dacs_signout relay: spool {}: {e}", settings.spool_dir);
+            return 1;
+        }
+    };
+    let log = settings.log.as_ref().map_or_else(|| spool.root().join("relay.log"), Into::into);
+    let stale_after = Duration::from_secs(settings.timeout_secs * 2 + 60);
+    match crate::relay::drain(&spool, &Http, env, force, stale_after, &log) {
+        Ok(c) => {
+            let _ = writeln!(
+                stdout,
+                "dacs_signout relay: delivered={} retried={} dead={} not_due={} busy={} reclaimed={}",
+                c.delivered, c.retried, c.dead, c.not_due, c.busy, c.reclaimed
+            );
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "dacs_signout relay: spool {}: {e}", settings.spool_dir);
+            1
+        }
+    }
+}
+
 /// Prints every problem with its line, then the directives it ignores. Exit 1 on a problem.
 fn check_config(env: &Env, file: Option<&Path>, out: &mut dyn Write) -> i32 {
-    let loaded = match file {
-        Some(path) => Config::load_file(path),
-        None if env.is_set("DACS_SIGNOUT_CONF") => Config::load(env),
-        None if Path::new(DEFAULT_PATH).exists() => Config::load_file(Path::new(DEFAULT_PATH)),
-        None => Ok(Config::demo()),
-    };
+    let loaded = load(env, file);
     let config = match loaded {
         Ok(config) => config,
         Err((source, e)) => {

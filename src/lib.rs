@@ -17,6 +17,7 @@ pub mod demo;
 pub mod error;
 pub mod log;
 pub mod policy;
+pub mod relay;
 pub mod render;
 
 use std::io::{Read, Write};
@@ -36,6 +37,8 @@ pub struct Served {
     pub head_only: bool,
     pub log: LogLine,
     pub exit_code: i32,
+    /// The signals for the logout hub, when one is configured and something was removed.
+    pub relay: Option<relay::Plan>,
 }
 
 impl Served {
@@ -62,12 +65,17 @@ impl Served {
 
 /// Serves one CGI request.
 pub fn serve(env: &Env, stdin: &mut dyn Read) -> (Served, Format) {
+    serve_at(env, stdin, relay::spool::now())
+}
+
+/// Serves one CGI request at `now` (Unix seconds, stamped on relay signals).
+pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
     let mut log = LogLine::default();
     let early = Format::sniff(env.raw("QUERY_STRING").unwrap_or_default());
     let head_only = env.raw("REQUEST_METHOD") == Some(b"HEAD");
     let failure = |e: Error, format: Format, mut log: LogLine| {
         log.set("format", format.as_str());
-        let mut served = Served { response: render::error(&e, format), head_only, log, exit_code: 0 };
+        let mut served = Served { response: render::error(&e, format), head_only, log, exit_code: 0, relay: None };
         served.fail(&e);
         (served, format)
     };
@@ -112,13 +120,33 @@ pub fn serve(env: &Env, stdin: &mut dyn Read) -> (Served, Format) {
         .set("format", format.as_str())
         .set("removed", decision.selection.removed.len())
         .set("remain", decision.selection.remaining.len())
-        .set("handler", &decision.handler_note)
-        .set("relay", "off");
+        .set("handler", &decision.handler_note);
+    let plan = relay::plan(&decision.selection.removed, &settings.relay, env, request.user_agent.as_deref(), now);
+    let relay = match plan {
+        Ok(plan) => {
+            let configured = relay::endpoint(env, &settings.relay).is_some();
+            log.set(
+                "relay",
+                if plan.is_some() {
+                    "planned"
+                } else if configured {
+                    "none"
+                } else {
+                    "off"
+                },
+            );
+            plan
+        }
+        Err(e) => {
+            log.set("relay", format!("error: {e}"));
+            None
+        }
+    };
     if let Some(addr) = &request.server.remote_addr {
         log.set("remote", addr);
     }
     let head_only = request.method == Method::Head;
-    (Served { response, head_only, log, exit_code: 0 }, format)
+    (Served { response, head_only, log, exit_code: 0, relay }, format)
 }
 
 /// The whole program: CGI when `GATEWAY_INTERFACE` is set (argv is then never read: Apache
@@ -126,13 +154,21 @@ pub fn serve(env: &Env, stdin: &mut dyn Read) -> (Served, Format) {
 pub fn run(env: &Env, args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     if env.is_set("GATEWAY_INTERFACE") {
         let (mut served, format) = serve(env, stdin);
-        let bytes = served.bytes(format);
-        let _ = stderr.write_all(served.log.render().as_bytes());
-        if stdout.write_all(&bytes).and_then(|()| stdout.flush()).is_err() {
-            return 1;
+        // Durable before the response goes out (§9).
+        if let Some(plan) = served.relay.as_mut() {
+            let note = plan.persist();
+            served.log.set("relay", note);
         }
-        served.exit_code
+        let bytes = served.bytes(format);
+        let written = stdout.write_all(&bytes).and_then(|()| stdout.flush());
+        if let Some(plan) = &served.relay {
+            if let Err(e) = plan.launch() {
+                served.log.set("relay_launch", format!("failed: {e}"));
+            }
+        }
+        let _ = stderr.write_all(served.log.render().as_bytes());
+        if written.is_err() { 1 } else { served.exit_code }
     } else {
-        cli::run(env, args, stdout, stderr)
+        cli::run(env, args, stdin, stdout, stderr)
     }
 }

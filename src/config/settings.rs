@@ -214,6 +214,13 @@ impl Settings {
     }
 }
 
+impl RelaySettings {
+    /// The relay directives of the `Default` section alone: what `dacs_signout relay` uses.
+    pub fn from_default(default: &Section) -> Result<RelaySettings, ConfigError> {
+        relay(&Layers { default, jurisdiction: None })
+    }
+}
+
 fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
     let base_url = match layers.get("IDMS_BASE_API_URL") {
         None => None,

@@ -8,4 +8,5 @@ mod errors;
 mod formats;
 mod handler;
 mod props;
+mod relay;
 mod signout;

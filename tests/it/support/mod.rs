@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test module uses a different part of the helper
 
+pub mod hub;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,207 @@
+//! The durable retry spool. A signal is a file; it moves between directories by `rename`,
+//! which is atomic, so each state change is all-or-nothing and a claim has one winner:
+//!
+//! ```text
+//! tmp/   being written (write, fsync, then rename away)
+//! new/   waiting: ID.json
+//! work/  claimed by a drainer: ID.json.PID
+//! dead/  refused for good, or too old: ID.json (+ ID.why)
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::signal::Signal;
+
+pub struct Spool {
+    root: PathBuf,
+}
+
+/// A signal this process has claimed.
+pub struct Claim {
+    pub signal: Signal,
+    path: PathBuf,
+}
+
+impl Spool {
+    /// Opens (creating, mode 0700) the spool at `root`.
+    pub fn open(root: &Path) -> io::Result<Spool> {
+        for sub in ["tmp", "new", "work", "dead"] {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(root.join(sub))?;
+        }
+        Ok(Spool { root: root.to_owned() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, sub: &str) -> PathBuf {
+        self.root.join(sub)
+    }
+
+    /// Writes `signal` durably into `new/`: write to `tmp/`, fsync, rename, fsync the directory.
+    pub fn put(&self, signal: &Signal) -> io::Result<()> {
+        let name = format!("{}.json", signal.id);
+        let tmp = self.dir("tmp").join(format!("{name}.{}", std::process::id()));
+        write_synced(&tmp, signal.to_json().as_bytes())?;
+        fs::rename(&tmp, self.dir("new").join(&name))?;
+        sync_dir(&self.dir("new"))
+    }
+
+    /// The ids waiting in `new/`, oldest first (ids start with the creation time).
+    pub fn waiting(&self) -> io::Result<Vec<String>> {
+        let mut ids: Vec<String> = fs::read_dir(self.dir("new"))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Claims `id` for this process. `Ok(None)` when another drainer took it first. A file that
+    /// does not parse is moved to `dead/`, and `Ok(None)` returned.
+    pub fn claim(&self, id: &str) -> io::Result<Option<Claim>> {
+        let path = self.dir("work").join(format!("{id}.json.{}", std::process::id()));
+        match fs::rename(self.dir("new").join(format!("{id}.json")), &path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        match Signal::from_json(&fs::read(&path)?) {
+            Some(signal) => Ok(Some(Claim { signal, path })),
+            None => {
+                fs::rename(&path, self.dir("dead").join(format!("{id}.json")))?;
+                fs::write(self.dir("dead").join(format!("{id}.why")), "unreadable spool record\n")?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Delivered: the signal leaves the spool.
+    pub fn finish(&self, claim: Claim) -> io::Result<()> {
+        fs::remove_file(&claim.path)?;
+        sync_dir(&self.dir("work"))
+    }
+
+    /// Back to `new/` with its updated attempt count and schedule. The new state is durable
+    /// before the claim is dropped, so a crash in between leaves a duplicate that
+    /// `reclaim_stale` resolves, never a loss.
+    pub fn retry(&self, claim: Claim, signal: &Signal) -> io::Result<()> {
+        self.put(signal)?;
+        fs::remove_file(&claim.path)
+    }
+
+    /// Refused for good: to `dead/`, with the reason beside it.
+    pub fn bury(&self, claim: Claim, why: &str) -> io::Result<()> {
+        let id = &claim.signal.id;
+        write_synced(&self.dir("dead").join(format!("{id}.why")), format!("{why}\n").as_bytes())?;
+        fs::rename(&claim.path, self.dir("dead").join(format!("{id}.json")))?;
+        sync_dir(&self.dir("dead"))
+    }
+
+    /// Returns to `new/` the claims of drainers that died (no such process) or that are older
+    /// than `stale_after` (a delivery cannot outlive its timeout). Returns how many.
+    pub fn reclaim_stale(&self, stale_after: Duration) -> io::Result<usize> {
+        let mut count = 0;
+        for entry in fs::read_dir(self.dir("work"))? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Some((file, pid)) = name.rsplit_once('.') else { continue };
+            let alive = pid.parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+            if alive && age < stale_after {
+                continue;
+            }
+            let waiting = self.dir("new").join(file);
+            if waiting.exists() {
+                // The claimer had already written the next state: the old claim is obsolete.
+                let _ = fs::remove_file(entry.path());
+            } else if fs::rename(entry.path(), &waiting).is_ok() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// How many signals are in each state (tests and the `relay` report).
+    pub fn counts(&self) -> io::Result<[usize; 3]> {
+        let n = |sub: &str| -> io::Result<usize> {
+            Ok(fs::read_dir(self.dir(sub))?
+                .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension() != Some("why".as_ref())))
+                .count())
+        };
+        Ok([n("new")?, n("work")?, n("dead")?])
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(id: &str) -> Signal {
+        Signal {
+            id: id.into(),
+            user_name: "u".into(),
+            user_agent: "UA".into(),
+            endpoint: "http://127.0.0.1:9/".into(),
+            token_env: "T".into(),
+            timeout_secs: 1,
+            max_age_secs: 60,
+            created: 1,
+            attempts: 0,
+            next_attempt: 0,
+        }
+    }
+
+    fn temp(label: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("dacs-spool-{label}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    #[test]
+    fn life_of_a_signal() {
+        let root = temp("life");
+        let spool = Spool::open(&root).unwrap();
+        spool.put(&signal("a")).unwrap();
+        spool.put(&signal("b")).unwrap();
+        assert_eq!(spool.waiting().unwrap(), ["a", "b"]);
+        let a = spool.claim("a").unwrap().unwrap();
+        assert!(spool.claim("a").unwrap().is_none(), "one winner");
+        spool.finish(a).unwrap();
+        let b = spool.claim("b").unwrap().unwrap();
+        let mut next = b.signal.clone();
+        next.attempts = 1;
+        spool.retry(b, &next).unwrap();
+        assert_eq!(spool.claim("b").unwrap().unwrap().signal.attempts, 1);
+        assert_eq!(spool.counts().unwrap(), [0, 1, 0]);
+        // This process is alive: its claim is not stale yet.
+        assert_eq!(spool.reclaim_stale(Duration::from_secs(60)).unwrap(), 0);
+        assert_eq!(spool.reclaim_stale(Duration::ZERO).unwrap(), 1);
+        let b = spool.claim("b").unwrap().unwrap();
+        spool.bury(b, "refused").unwrap();
+        assert_eq!(spool.counts().unwrap(), [0, 0, 1]);
+        fs::write(root.join("new/c.json"), "not json").unwrap();
+        assert!(spool.claim("c").unwrap().is_none());
+        assert_eq!(spool.counts().unwrap(), [0, 0, 2]);
+        fs::remove_dir_all(root).unwrap();
+    }
+}

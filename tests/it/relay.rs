@@ -1,0 +1,337 @@
+//! Network-wide signout (§9): the relay to the logout hub, against a hub double on loopback.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::hub::{Behaviour, Hub};
+use crate::support::*;
+
+const TOKEN: &str = "tok-s3cr3t-0123456789";
+const JAR: &str = "DACS:EX::FEDROOT:bobo=c00kie; DACS:EX::DSS:bobo=c00kie; DACS:EX::FEDROOT:amy@uni.example=c00kie";
+
+/// A spool directory and a configuration that relays to `base`.
+struct Relay {
+    dir: TempDir,
+}
+
+impl Relay {
+    fn new() -> Relay {
+        Relay { dir: TempDir::new("spool") }
+    }
+
+    fn spool(&self) -> std::path::PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    fn directives(&self, base: &str, extra: &str) -> String {
+        format!(
+            "IDMS_BASE_API_URL \"{base}\"\nRELAY_SPOOL_DIR \"{}\"\nRELAY_TIMEOUT_SECS \"1\"\n{extra}",
+            self.spool().display()
+        )
+    }
+
+    fn signout(&self, base: &str, extra: &str) -> Output {
+        Cgi::get("")
+            .example(&self.directives(base, extra))
+            .cookie(JAR)
+            .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+            .env("HTTP_USER_AGENT", "Mozilla/5.0 (X11; Linux x86_64) test")
+            .run()
+    }
+
+    /// The relay log's lines, once there are at least `n` (bounded wait).
+    #[track_caller]
+    fn log_lines(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(self.spool().join("relay.log")).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "relay log has {} of {n} lines:\n{text}", lines.len());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Files in `new/`, `work/` and `dead/` (reasons not counted).
+    fn counts(&self) -> [usize; 3] {
+        ["new", "work", "dead"].map(|sub| {
+            std::fs::read_dir(self.spool().join(sub))
+                .map(|d| d.filter(|e| !e.as_ref().unwrap().path().to_string_lossy().ends_with(".why")).count())
+                .unwrap_or(0)
+        })
+    }
+
+    fn drain(&self, base: &str) -> String {
+        let conf = self.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", self.directives(base, ""))));
+        let out = Command::new(BIN)
+            .env_clear()
+            .args(["relay", "--now"])
+            .env("DACS_SIGNOUT_CONF", &conf)
+            .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+#[test]
+fn wire_format_is_exactly_the_hubs() {
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let out = relay.signout(&hub.base(), "");
+    out.status(200).common_headers();
+    assert!(out.log.contains("relay=spooled:2"), "{}", out.log);
+    let received = hub.wait_for(2);
+    relay.log_lines(2);
+    for r in &received {
+        assert_eq!(r.request_line, "POST /api/v1/actions/logout/ HTTP/1.1");
+        assert_eq!(r.header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        assert_eq!(r.header("Accept"), Some("application/json"));
+        assert_eq!(r.header("User-Agent"), Some(concat!("dacs_signout/", env!("CARGO_PKG_VERSION"))));
+    }
+    // bobo signed in at two jurisdictions: one signal.
+    let mut bodies: Vec<&str> = received.iter().map(|r| r.body.as_str()).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [
+            r#"{"user_name":"amy@uni.example","user_agent":"Mozilla/5.0 (X11; Linux x86_64) test"}"#,
+            r#"{"user_name":"bobo","user_agent":"Mozilla/5.0 (X11; Linux x86_64) test"}"#,
+        ]
+    );
+    let log = relay.log_lines(2).join("\n");
+    assert!(log.contains("outcome=delivered status=200 attempt=1"), "{log}");
+    assert!(!log.contains(TOKEN) && !out.log.contains(TOKEN) && !log.contains("c00kie"));
+    assert_eq!(relay.counts(), [0, 0, 0], "delivered signals leave the spool");
+}
+
+#[test]
+fn every_hub_answer_has_its_outcome() {
+    // (behaviour, outcome in the log, status in the log, spool [new, work, dead] afterwards)
+    let cases = [
+        (Behaviour::Forbidden, "retry", "403", [1, 0, 0]),
+        (Behaviour::ServerError, "retry", "500", [1, 0, 0]),
+        (Behaviour::HtmlError, "retry", "500", [1, 0, 0]),
+        (Behaviour::Moved, "retry", "301", [1, 0, 0]),
+        (Behaviour::Hang, "retry", "-", [1, 0, 0]),
+        (Behaviour::WrongUser, "dead", "200", [0, 0, 1]),
+        (Behaviour::Invalid, "dead", "400", [0, 0, 1]),
+        (Behaviour::NotFound, "dead", "404", [0, 0, 1]),
+    ];
+    for (behaviour, outcome, status, spool) in cases {
+        let hub = Hub::start(behaviour);
+        let relay = Relay::new();
+        let out = Cgi::get("DACS_USERNAME=amy@uni.example")
+            .example(&relay.directives(&hub.base(), ""))
+            .cookie(JAR)
+            .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+            .run();
+        out.status(200);
+        let line = relay.log_lines(1).remove(0);
+        assert!(line.contains(&format!("outcome={outcome} status={status} attempt=1")), "{behaviour:?}: {line}");
+        assert!(!line.contains(TOKEN));
+        assert_eq!(relay.counts(), spool, "{behaviour:?}");
+        // Redirects are not followed: one request only.
+        assert_eq!(hub.received().len(), 1, "{behaviour:?}");
+    }
+    // The 403 and 500 bodies are in the log, in short.
+    let hub = Hub::start(Behaviour::ServerError);
+    let relay = Relay::new();
+    relay.signout(&hub.base(), "");
+    let log = relay.log_lines(2).join("\n");
+    assert!(log.contains("An unexpected error occurred"), "{log}");
+}
+
+#[test]
+fn a_closed_port_keeps_the_signal_and_relay_delivers_it_once_the_hub_is_back() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let base = format!("http://127.0.0.1:{port}/api/v1/");
+    let relay = Relay::new();
+    let out = relay.signout(&base, "");
+    out.status(200).common_headers();
+    let lines = relay.log_lines(2);
+    assert!(lines.iter().all(|l| l.contains("outcome=retry status=- attempt=1")), "{lines:?}");
+    assert_eq!(relay.counts(), [2, 0, 0]);
+
+    let hub = Hub::on(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(), Behaviour::Ok);
+    let report = relay.drain(&base);
+    assert!(report.contains("delivered=2"), "{report}");
+    assert_eq!(relay.counts(), [0, 0, 0]);
+    let report = relay.drain(&base);
+    assert!(report.contains("delivered=0"), "{report}");
+    assert_eq!(hub.received().len(), 2, "each signal delivered once");
+    assert!(relay.log_lines(4)[2].contains("attempt=2"));
+}
+
+#[test]
+fn relay_without_the_spool_is_best_effort_and_says_so() {
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    std::fs::write(relay.spool(), "a file where the spool directory should be").unwrap();
+    let log = relay.dir.path().join("relay.log");
+    let out = relay.signout(&hub.base(), &format!("RELAY_LOG \"{}\"", log.display()));
+    out.status(200).common_headers();
+    assert!(out.log.contains("relay=\"best-effort:2 (spool"), "{}", out.log);
+    assert_eq!(hub.wait_for(2).len(), 2);
+}
+
+#[test]
+fn the_response_does_not_wait_for_the_hub() {
+    let hub = Hub::start(Behaviour::Gate);
+    let relay = Relay::new();
+    // Cgi::run returns only when the program has exited and its stdout is closed.
+    let out = relay.signout(&hub.base(), "");
+    out.status(200).common_headers();
+    // The hub is still holding the delivery: the user got the page first.
+    assert_eq!(relay.counts()[2], 0);
+    assert!(std::fs::read_to_string(relay.spool().join("relay.log")).unwrap_or_default().is_empty());
+    hub.release();
+    let lines = relay.log_lines(2);
+    assert!(lines.iter().all(|l| l.contains("outcome=delivered")), "{lines:?}");
+}
+
+#[test]
+fn username_map_user_agent_fallback_and_the_guide_variables() {
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let out = Cgi::get("DACS_USERNAME=amy@uni.example")
+        .config(&conf(&format!(
+            "{EXAMPLE}\nRELAY_USERNAME_MAP \"^([^@]+)@uni\\\\.example$ => kc_$1\"\nRELAY_SPOOL_DIR \"{}\"",
+            relay.spool().display()
+        )))
+        .env("PROFILES_API_URL", &format!("http://127.0.0.1:{}/", hub.port))
+        .env("PROFILES_API_BEARER_TOKEN", TOKEN)
+        .cookie(JAR)
+        .run();
+    out.status(200);
+    let r = hub.wait_for(1).remove(0);
+    assert_eq!(r.request_line, "POST /api/v1/actions/logout/ HTTP/1.1");
+    assert_eq!(r.header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        r.body,
+        format!(r#"{{"user_name":"kc_amy","user_agent":"dacs_signout/{}"}}"#, env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn no_relay_when_refused_or_nothing_removed_or_unconfigured() {
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let drive_by = Cgi::get("")
+        .example(&relay.directives(&hub.base(), ""))
+        .cookie(JAR)
+        .env("HTTP_SEC_FETCH_SITE", "cross-site")
+        .env("HTTP_SEC_FETCH_MODE", "no-cors")
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .run();
+    drive_by.status(403);
+    let nothing = Cgi::get("").example(&relay.directives(&hub.base(), "")).cookie("theme=dark").run();
+    assert!(nothing.log.contains("relay=none"), "{}", nothing.log);
+    let off = Cgi::get("").example("").cookie(JAR).run();
+    assert!(off.log.contains("relay=off"), "{}", off.log);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(hub.received().is_empty());
+}
+
+/// Puts `n` signals for users `u0..un` into a spool, as the CGI would.
+fn fill(spool: &Path, base: &str, n: usize) {
+    use dacs_signout::relay::{signal::Signal, spool::Spool};
+    let spool = Spool::open(spool).unwrap();
+    for i in 0..n {
+        spool
+            .put(&Signal {
+                id: format!("{i:06}"),
+                user_name: format!("u{i}"),
+                user_agent: "UA".into(),
+                endpoint: format!("{base}actions/logout/"),
+                token_env: "COMMONS_PROFILES_API_TOKEN".into(),
+                timeout_secs: 5,
+                max_age_secs: 3600,
+                created: dacs_signout::relay::spool::now(),
+                attempts: 0,
+                next_attempt: 0,
+            })
+            .unwrap();
+    }
+}
+
+fn delivered_once_each(hub: &Hub, n: usize) -> usize {
+    let mut users: Vec<String> = hub.received().iter().map(|r| r.user_name()).collect();
+    users.sort();
+    let total = users.len();
+    users.dedup();
+    assert_eq!(users.len(), n, "every signal delivered");
+    total - n
+}
+
+#[test]
+fn many_concurrent_drainers_deliver_each_signal_exactly_once() {
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    fill(&relay.spool(), &hub.base(), 300);
+    let conf = relay.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", relay.directives(&hub.base(), ""))));
+    let drainers: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(BIN)
+                .env_clear()
+                .args(["relay", "--now"])
+                .env("DACS_SIGNOUT_CONF", &conf)
+                .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut delivered = 0;
+    for d in drainers {
+        let out = d.wait_with_output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        delivered += text.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse::<usize>().unwrap();
+    }
+    assert_eq!(delivered, 300);
+    assert_eq!(delivered_once_each(&hub, 300), 0, "no signal sent twice");
+    assert_eq!(relay.counts(), [0, 0, 0]);
+}
+
+#[test]
+fn killing_drainers_at_random_points_loses_nothing() {
+    let hub = Hub::start(Behaviour::Slow(5));
+    let relay = Relay::new();
+    fill(&relay.spool(), &hub.base(), 120);
+    let conf = relay.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", relay.directives(&hub.base(), ""))));
+    let drainer = || {
+        Command::new(BIN)
+            .env_clear()
+            .args(["relay", "--now"])
+            .env("DACS_SIGNOUT_CONF", &conf)
+            .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A small deterministic generator: reproducible kill points.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let kills = 12;
+    for _ in 0..kills {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = drainer();
+        std::thread::sleep(Duration::from_millis(seed % 60));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Dead drainers' claims are reclaimed; the rest is delivered.
+    let mut finisher = drainer();
+    assert!(finisher.wait().unwrap().success());
+    assert_eq!(relay.counts(), [0, 0, 0], "nothing left behind");
+    let duplicates = delivered_once_each(&hub, 120);
+    assert!(duplicates <= kills, "{duplicates} duplicates for {kills} kills: at most the one in flight per kill");
+}
