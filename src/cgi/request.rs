@@ -47,6 +47,8 @@ pub struct SignoutArgs {
 pub struct FetchMetadata {
     pub site: Option<String>,
     pub mode: Option<String>,
+    /// `Sec-Fetch-Dest`: `document` for a top-level navigation, `iframe` for a frame.
+    pub dest: Option<String>,
     /// `Sec-Purpose` and `Purpose`, joined.
     pub purpose: Option<String>,
 }
@@ -184,7 +186,12 @@ fn fetch_metadata(env: &Env) -> FetchMetadata {
         (Some(a), Some(b)) => Some(format!("{a}, {b}")),
         (a, b) => a.or(b),
     };
-    FetchMetadata { site: lower("HTTP_SEC_FETCH_SITE"), mode: lower("HTTP_SEC_FETCH_MODE"), purpose }
+    FetchMetadata {
+        site: lower("HTTP_SEC_FETCH_SITE"),
+        mode: lower("HTTP_SEC_FETCH_MODE"),
+        dest: lower("HTTP_SEC_FETCH_DEST"),
+        purpose,
+    }
 }
 
 fn server(env: &Env) -> Server {

@@ -30,8 +30,9 @@ impl FromStr for CrossSite {
     }
 }
 
-/// Refuses what the browser marks as a prefetch or as a cross-site subresource (an `<img>`,
-/// a `fetch()`), and with `Deny` any cross-site request. Requests without Fetch Metadata
+/// Refuses what the browser marks as a prefetch or as a cross-site request that is not a
+/// top-level navigation (an `<img>`, a `fetch()`, an `<iframe>`), and with `Deny` any
+/// cross-site request. Requests without Fetch Metadata
 /// (scripts, old browsers) pass.
 pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<(), Error> {
     if mode == CrossSite::Allow {
@@ -43,7 +44,8 @@ pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<(), Error> {
     if fetch.site.as_deref() != Some("cross-site") {
         return Ok(());
     }
-    let navigation = fetch.mode.as_deref() == Some("navigate");
+    // Top-level: a frame navigates too, but with `Sec-Fetch-Dest: iframe`.
+    let navigation = fetch.mode.as_deref() == Some("navigate") && fetch.dest.as_deref().is_none_or(|d| d == "document");
     if mode == CrossSite::Deny || !navigation {
         return Err(Error::new(Kind::Forbidden, "a signout cannot be started by another site"));
     }
@@ -56,7 +58,16 @@ mod tests {
 
     fn meta(site: Option<&str>, mode: Option<&str>, purpose: Option<&str>) -> FetchMetadata {
         let own = |v: Option<&str>| v.map(str::to_owned);
-        FetchMetadata { site: own(site), mode: own(mode), purpose: own(purpose) }
+        FetchMetadata { site: own(site), mode: own(mode), dest: None, purpose: own(purpose) }
+    }
+
+    #[test]
+    fn a_cross_site_frame_is_not_a_top_level_navigation() {
+        let mut frame = meta(Some("cross-site"), Some("navigate"), None);
+        frame.dest = Some("iframe".into());
+        assert_eq!(check(&frame, CrossSite::Navigate).unwrap_err().status().0, 403);
+        frame.dest = Some("document".into());
+        assert!(check(&frame, CrossSite::Navigate).is_ok());
     }
 
     #[test]

@@ -25,6 +25,10 @@ fn navigate_refuses_cross_site_subresources_and_prefetches() {
         out.status(403).common_headers();
         assert!(out.set_cookies().is_empty());
     }
+    let frame = request("cross-site", "navigate").env("HTTP_SEC_FETCH_DEST", "iframe").example("").run();
+    frame.status(403).common_headers();
+    let top = request("cross-site", "navigate").env("HTTP_SEC_FETCH_DEST", "document").example("").run();
+    top.status(200);
     // No Fetch Metadata at all: scripts and old browsers.
     Cgi::get("").cookie(JAR).example("").run().status(200);
 }
