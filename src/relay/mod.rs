@@ -115,7 +115,7 @@ pub fn plan(
 impl Plan {
     /// Writes every signal durably to the spool. Returns the note for the request's log line.
     pub fn persist(&mut self) -> String {
-        let result = Spool::open(&self.spool_dir).and_then(|spool| self.signals.iter().try_for_each(|s| spool.put(s)));
+        let result = Spool::open(&self.spool_dir).and_then(|spool| spool.put_all(&self.signals));
         match result {
             Ok(()) => {
                 self.spooled = true;
