@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A logout hub double for benchmarks: answers like Knowledge Commons Profiles after a delay.
 
-usage: hub.py PORT DELAY_SECONDS
+usage: hub.py PORT DELAY_SECONDS [CERT_PEM KEY_PEM]   (with a certificate: HTTPS)
 """
 import json
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,4 +31,9 @@ class Hub(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hub).serve_forever()
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hub)
+if len(sys.argv) > 4:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[3], sys.argv[4])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

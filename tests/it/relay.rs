@@ -335,3 +335,63 @@ fn killing_drainers_at_random_points_loses_nothing() {
     let duplicates = delivered_once_each(&hub, 120);
     assert!(duplicates <= kills, "{duplicates} duplicates for {kills} kills: at most the one in flight per kill");
 }
+
+/// A CA and a certificate for 127.0.0.1, made with openssl.
+fn test_pki(dir: &Path) {
+    let run = |args: &str| {
+        let out = Command::new("sh").arg("-c").arg(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    run(&format!("openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=dacs-test-ca"));
+    run(&format!("openssl req {ec} -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"));
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(
+        "openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext",
+    );
+}
+
+#[test]
+fn https_hubs_are_verified_against_the_trust_store() {
+    let relay = Relay::new();
+    test_pki(relay.dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hub_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/hub.py");
+    let mut hub = Command::new("python3")
+        .arg(hub_script)
+        .args([&port.to_string(), "0", "leaf.pem", "leaf.key"])
+        .current_dir(relay.dir.path())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the HTTPS hub did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let base = format!("https://127.0.0.1:{port}/api/v1/");
+    let signout = |trust: Option<&Path>| {
+        let mut cgi = Cgi::get("DACS_USERNAME=amy@uni.example")
+            .example(&relay.directives(&base, ""))
+            .cookie(JAR)
+            .env("COMMONS_PROFILES_API_TOKEN", TOKEN);
+        if let Some(ca) = trust {
+            cgi = cgi.env("SSL_CERT_FILE", ca.to_str().unwrap());
+        }
+        cgi.run().status(200);
+    };
+    // The system's store does not know the test CA: refused, kept for a retry.
+    signout(None);
+    let first = relay.log_lines(1).remove(0);
+    assert!(first.contains("outcome=retry status=-"), "{first}");
+    assert!(first.to_ascii_lowercase().contains("certificate") || first.contains("UnknownIssuer"), "{first}");
+    // With the CA in the trust store (SSL_CERT_FILE), the same hub is accepted.
+    signout(Some(&relay.dir.path().join("ca.pem")));
+    let second = relay.log_lines(2).remove(1);
+    let _ = hub.kill();
+    let _ = hub.wait();
+    assert!(second.contains("outcome=delivered status=200"), "{second}");
+}
