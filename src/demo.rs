@@ -22,10 +22,14 @@ pub fn run(port: u16, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     let _ = writeln!(stdout, "dacs_signout demo: open http://127.0.0.1:{port}/ (Ctrl-C stops it)");
     let _ = stdout.flush();
+    let _ = stderr.flush();
+    // A thread per connection: browsers open speculative connections that send nothing.
     for stream in listener.incoming().flatten() {
-        if let Err(e) = handle(stream, port) {
-            let _ = writeln!(stderr, "dacs_signout demo: {e}");
-        }
+        std::thread::spawn(move || {
+            if let Err(e) = handle(stream, port) {
+                eprintln!("dacs_signout demo: {e}");
+            }
+        });
     }
     0
 }

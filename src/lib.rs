@@ -121,25 +121,23 @@ pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
         .set("removed", decision.selection.removed.len())
         .set("remain", decision.selection.remaining.len())
         .set("handler", &decision.handler_note);
-    let plan = relay::plan(&decision.selection.removed, &settings.relay, env, request.user_agent.as_deref(), now);
-    let relay = match plan {
-        Ok(plan) => {
-            let configured = relay::endpoint(env, &settings.relay).is_some();
-            log.set(
-                "relay",
-                if plan.is_some() {
-                    "planned"
-                } else if configured {
-                    "none"
-                } else {
-                    "off"
-                },
-            );
-            plan
-        }
-        Err(e) => {
-            log.set("relay", format!("error: {e}"));
+    let relay = match relay::endpoint(env, &settings.relay) {
+        None => {
+            log.set("relay", "off");
             None
+        }
+        Some(endpoint) => {
+            let ua = request.user_agent.as_deref();
+            match relay::plan(endpoint, &decision.selection.removed, &settings.relay, ua, now) {
+                Ok(plan) => {
+                    log.set("relay", if plan.is_some() { "planned" } else { "none" });
+                    plan
+                }
+                Err(e) => {
+                    log.set("relay", format!("error: {e}"));
+                    None
+                }
+            }
         }
     };
     if let Some(addr) = &request.server.remote_addr {

@@ -69,15 +69,14 @@ pub fn network_usernames<'a>(
     Ok(names)
 }
 
-/// The plan for a signout, or `Ok(None)` when no hub is configured or nothing was removed.
+/// The plan for a signout to `endpoint`, or `Ok(None)` when nothing was removed.
 pub fn plan(
+    endpoint: String,
     removed: &[Credential],
     settings: &RelaySettings,
-    env: &Env,
     user_agent: Option<&str>,
     now: u64,
 ) -> Result<Option<Plan>, String> {
-    let Some(endpoint) = endpoint(env, settings) else { return Ok(None) };
     if !url::Url::parse(&endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
         return Err(format!("the hub URL {endpoint:?} is not http(s)"));
     }
