@@ -9,4 +9,5 @@ mod formats;
 mod handler;
 mod props;
 mod relay;
+mod servers;
 mod signout;

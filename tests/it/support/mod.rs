@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // each test module uses a different part of the helper
 
+pub mod browser;
 pub mod hub;
+pub mod servers;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,25 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dacs_signout");
+
+/// `target/test-artifacts/`: what the tests leave for people to look at (screenshots, timings).
+pub fn artifacts_dir() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("CARGO_TARGET_TMPDIR is target/tmp");
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Prints an observation and appends it to `target/test-artifacts/observations.txt`.
+pub fn observe(subject: &str, what: &str, value: impl std::fmt::Display) {
+    let line = format!("[{subject}] {what}: {value}\n");
+    print!("{line}");
+    let path = artifacts_dir().join("observations.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        // One write per line: tests running in parallel append to the same file.
+        let _ = file.write_all(line.as_bytes());
+    }
+}
 
 /// A directory removed on drop (std only, like walkdir's own helper).
 pub struct TempDir(pub PathBuf);
