@@ -37,13 +37,11 @@ pub fn observe(subject: &str, what: &str, value: impl std::fmt::Display) {
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// A fresh directory. Never one that exists: with nextest each test is a process, and with
+    /// pid numbers reused quickly (pid_max is often 32768) a name made of the pid alone could be
+    /// another live test's directory.
     pub fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("dacs-signout-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
+        TempDir(fresh_dir(&format!("dacs-signout-{label}")))
     }
 
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
@@ -60,6 +58,26 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates `/tmp/PREFIX-PID-N-NANOS`, mode 0755 (servers' users reach into it); a name that
+/// exists is skipped, never reused or removed.
+pub fn fresh_dir(prefix: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
+        match std::fs::create_dir(&path) {
+            Ok(()) => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                return path;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
     }
 }
 

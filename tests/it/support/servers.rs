@@ -29,7 +29,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -480,20 +479,26 @@ impl Drop for Server {
 }
 
 /// Stops a child started with `process_group(0)`: SIGTERM to it, at most `grace` to exit, then
-/// SIGKILL to it and to anything left in its group (preforked helpers, CGI programs).
+/// SIGKILL to whatever is left in its group (preforked helpers, CGI programs), then to it. The
+/// group is killed before the child is reaped: until then its process id, which names the
+/// group, cannot be given to another process.
 pub fn stop_process_group(child: &mut Child, grace: Duration) {
     let pid = child.id();
-    if matches!(child.try_wait(), Ok(None)) {
-        signal("TERM", &pid.to_string());
-        let deadline = Instant::now() + grace;
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+    signal("TERM", &pid.to_string());
+    let deadline = Instant::now() + grace;
+    while !exited(pid) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
     }
-    // The group keeps the (now gone) leader's id.
     signal("KILL", &format!("-{pid}"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Whether a child has exited (a zombie not yet reaped, or gone), from `/proc/PID/stat`.
+fn exited(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // "PID (COMM) STATE ...": the state follows the last `)`.
+    stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
 }
 
 /// `kill -s SIG -- TARGET` with the shell's builtin (no procps needed); errors ignored.
@@ -551,14 +556,9 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A fresh directory `/tmp/dacs-NAME-PID-N`, mode 0755 (the servers' users must reach in).
+/// A fresh directory `/tmp/dacs-NAME-...`, mode 0755 (the servers' users must reach in).
 pub fn make_root(name: &str) -> io::Result<PathBuf> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("dacs-{name}-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&path);
-    make_dir(&path)?;
-    Ok(path)
+    Ok(super::fresh_dir(&format!("dacs-{name}")))
 }
 
 fn make_dir(path: &Path) -> io::Result<()> {
