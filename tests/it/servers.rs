@@ -161,17 +161,52 @@ fn the_response_does_not_wait_for_the_hub(kind: ServerKind) {
     );
     let server = kind.setup().conf(&dacs_conf(&relay)).hub_token(TOKEN).start();
     let spool = server.var_dir().join("spool");
-    let request =
-        Request::get(CGI_PATH).cookie(JAR).header("User-Agent", "servers-test").timeout(Duration::from_secs(30));
-    let (answer, answered) = mpsc::channel();
-    let port = server.port;
     let asked = Instant::now();
-    thread::spawn(move || answer.send(send(port, &request)));
+    let answered = ask_in_background(&server, Request::get(CGI_PATH).cookie(JAR).header("User-Agent", "servers-test"));
 
     // The delivery child has connected and the hub holds its request.
     let held = hub.wait_for(1);
     let hub_got_it = asked.elapsed();
-    let response = match answered.recv_timeout(Duration::from_secs(5)) {
+    let response = complete_while_held(&server, &hub, &answered);
+    check(&server, &response, 200, &EXPIRED);
+    // Still held: the hub has answered nothing, the relay has logged nothing, the three signals
+    // are in the spool (one claimed by the delivery child).
+    assert_eq!(hub.received().len(), 1, "{name}: the deliveries are one after the other");
+    assert!(relay_log(&spool).is_empty(), "{name}: {}", relay_log(&spool));
+    assert_eq!(spool_files(&spool).len(), 3, "{name}: {:?}", spool_files(&spool));
+    assert_eq!(held[0].header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()), "{name}");
+    let timing = format!(
+        "hub got the signal after {hub_got_it:?}; response complete after {:?}, connection closed after {:?}",
+        response.complete_after, response.closed_after
+    );
+    observe(name, "relay with the hub holding", timing);
+
+    hub.release();
+    let mut users: Vec<String> = hub.wait_for(3).iter().map(|r| r.user_name()).collect();
+    users.sort();
+    assert_eq!(users, ["alice", "bob@uni.example", "carol.o-k+x"], "{name}");
+    let log = wait_for_relay_log(&spool, 3);
+    assert_eq!(log.matches("outcome=delivered").count(), 3, "{name}: {log}");
+    assert!(!log.contains(TOKEN));
+    assert_eq!(spool_files(&spool), Vec::<String>::new(), "{name}: the spool empties");
+    server.program_log_line("relay=spooled:3");
+}
+
+/// Sends `request` from another thread; its answer arrives on the channel.
+fn ask_in_background(server: &Server, request: Request) -> mpsc::Receiver<std::io::Result<Response>> {
+    let (answer, answered) = mpsc::channel();
+    let port = server.port;
+    let request = request.timeout(Duration::from_secs(30));
+    thread::spawn(move || answer.send(send(port, &request)));
+    answered
+}
+
+/// The response, which must be complete within 5 s while the hub holds the delivery; else the
+/// hub is released and the failure says when the response came.
+#[track_caller]
+fn complete_while_held(server: &Server, hub: &Hub, answered: &mpsc::Receiver<std::io::Result<Response>>) -> Response {
+    let name = server.kind.name();
+    match answered.recv_timeout(Duration::from_secs(5)) {
         Ok(response) => response.unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.all_logs())),
         Err(_) => {
             hub.release();
@@ -186,30 +221,7 @@ fn the_response_does_not_wait_for_the_hub(kind: ServerKind) {
                 server.all_logs()
             )
         }
-    };
-    check(&server, &response, 200, &EXPIRED);
-    // Still held: the hub has answered nothing, the relay has logged nothing.
-    assert_eq!(hub.received().len(), 1, "{name}: the deliveries are one after the other");
-    assert!(relay_log(&spool).is_empty(), "{name}: {}", relay_log(&spool));
-    assert_eq!(held[0].header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()), "{name}");
-    observe(
-        name,
-        "relay with the hub holding",
-        format!(
-            "hub got the signal after {hub_got_it:?}; response complete after {:?}, connection closed after {:?}",
-            response.complete_after, response.closed_after
-        ),
-    );
-
-    hub.release();
-    let mut users: Vec<String> = hub.wait_for(3).iter().map(|r| r.user_name()).collect();
-    users.sort();
-    assert_eq!(users, ["alice", "bob@uni.example", "carol.o-k+x"], "{name}");
-    let log = wait_for_relay_log(&spool, 3);
-    assert_eq!(log.matches("outcome=delivered").count(), 3, "{name}: {log}");
-    assert!(!log.contains(TOKEN));
-    assert_eq!(spool_files(&spool), Vec::<String>::new(), "{name}: the spool empties");
-    server.program_log_line("relay=spooled:3");
+    }
 }
 
 fn relay_log(spool: &std::path::Path) -> String {
