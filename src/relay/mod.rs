@@ -204,7 +204,7 @@ pub fn append(log: &Path, line: &str) {
 ///
 /// ```
 /// assert_eq!(dacs_signout::relay::utc(0), "1970-01-01T00:00:00Z");
-/// assert_eq!(dacs_signout::relay::utc(1_795_302_000), "2026-11-21T21:00:00Z");
+/// assert_eq!(dacs_signout::relay::utc(1_795_302_000), "2026-11-21T23:00:00Z");
 /// ```
 pub fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod driveby;
 mod errors;
@@ -9,4 +10,5 @@ mod formats;
 mod handler;
 mod props;
 mod relay;
+mod servers;
 mod signout;

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // each test module uses a different part of the helper
 
+pub mod browser;
 pub mod hub;
+pub mod servers;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,17 +14,34 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dacs_signout");
 
+/// `target/test-artifacts/`: what the tests leave for people to look at (screenshots, timings).
+pub fn artifacts_dir() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("CARGO_TARGET_TMPDIR is target/tmp");
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Prints an observation and appends it to `target/test-artifacts/observations.txt`.
+pub fn observe(subject: &str, what: &str, value: impl std::fmt::Display) {
+    let line = format!("[{subject}] {what}: {value}\n");
+    print!("{line}");
+    let path = artifacts_dir().join("observations.txt");
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        // One write per line: tests running in parallel append to the same file.
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
 /// A directory removed on drop (std only, like walkdir's own helper).
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// A fresh directory. Never one that exists: with nextest each test is a process, and with
+    /// pid numbers reused quickly (pid_max is often 32768) a name made of the pid alone could be
+    /// another live test's directory.
     pub fn new(label: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("dacs-signout-{label}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
+        TempDir(fresh_dir(&format!("dacs-signout-{label}")))
     }
 
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
@@ -39,6 +58,26 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Creates `/tmp/PREFIX-PID-N-NANOS`, mode 0755 (servers' users reach into it); a name that
+/// exists is skipped, never reused or removed.
+pub fn fresh_dir(prefix: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
+        match std::fs::create_dir(&path) {
+            Ok(()) => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                return path;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
     }
 }
 

@@ -1,0 +1,173 @@
+//! A real browser (headless Chromium through chromedriver) signing out through the program
+//! mounted under Apache (mod_cgid, Debian's default).
+//!
+//! Two sites on one server: `http://127.0.0.1:PORT` is the portal and the program's own
+//! origin; `http://localhost:PORT` is another site (another host), whose page embeds the
+//! signout URL as an image. The portal's sign-in page is a static page that Apache serves with
+//! the credential cookies in `Set-Cookie` headers (test-only configuration, appended to the
+//! example).
+
+use std::time::Instant;
+
+use crate::support::browser::{Browser, Cookie};
+use crate::support::servers::{Server, ServerKind};
+use crate::support::{EXAMPLE, artifacts_dir, conf, observe};
+
+const CREDENTIALS: [&str; 2] = ["DACS:EX::DSS:alice", "DACS:EX::FEDROOT:alice"];
+const DACS_ARGS: &str = "DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=FEDROOT";
+
+/// The portal: its script shows which cookies it can see (for the screenshots).
+const PORTAL: &str = r#"<!DOCTYPE html>
+<html lang="en"><meta charset="utf-8"><title>Portal</title>
+<style>body{font-family:sans-serif;margin:2em}#state{font-size:1.3em;padding:.5em;background:#eef}</style>
+<h1>Example portal</h1>
+<p id="state">…</p>
+<ul>
+<li><a id="signin" href="/signin.html">Sign in as alice</a>
+<li><a id="signout" href="/cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=%2Fhandler.html">Sign out</a>
+<li><a id="foreign" href="/cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=http%3A%2F%2Flocalhost%3A@PORT@%2Fhandler.html">Sign out, then go to another site</a>
+</ul>
+<script>
+const names = document.cookie.split("; ").filter(c => c).map(c => c.split("=")[0]);
+const dacs = names.filter(n => n.startsWith("DACS:"));
+document.getElementById("state").textContent =
+  (dacs.length ? "Signed in: " + dacs.join(", ") : "Not signed in") + " | other cookies: " +
+  (names.filter(n => !n.startsWith("DACS:")).join(", ") || "none");
+</script>
+"#;
+
+const SIGNIN: &str = r#"<!DOCTYPE html>
+<html lang="en"><meta charset="utf-8"><title>Signed in</title>
+<h1>Signed in as alice</h1><p><a id="back" href="/">Back to the portal</a>
+"#;
+
+const HANDLER: &str = r#"<!DOCTYPE html>
+<html lang="en"><meta charset="utf-8"><title>Goodbye</title>
+<h1 id="goodbye">You have signed out</h1>
+"#;
+
+/// Served from http://localhost:PORT: another site, embedding the signout URL as an image.
+const OTHER_SITE: &str = r#"<!DOCTYPE html>
+<html lang="en"><meta charset="utf-8"><title>Another site</title>
+<h1>Another site</h1>
+<img id="driveby" alt="" src="http://127.0.0.1:@PORT@/cgi-bin/dacs_signout?via=img">
+"#;
+
+/// Test-only Apache configuration: the sign-in page sets two credentials and an unrelated
+/// cookie, server-side (not HttpOnly, so that the portal's script can show them).
+const SIGNIN_CONFIG: &str = r#"
+# --- test fixture, not part of the mount: the portal's sign-in page -------
+LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so
+<Location "/signin.html">
+    Header always add Set-Cookie "DACS:EX::FEDROOT:alice=credential-1; Path=/"
+    Header always add Set-Cookie "DACS:EX::DSS:alice=credential-2; Path=/"
+    Header always add Set-Cookie "theme=dark; Path=/"
+</Location>
+"#;
+
+fn start_portal() -> Server {
+    let settings = "COOKIE_NO_DOMAIN \"yes\"\nSECURE_MODE \"off\"\nSIGNOUT_HANDLER_ALLOW \"/\"";
+    ServerKind::ApacheCgid
+        .setup()
+        .conf(&conf(&format!("{EXAMPLE}\n{settings}")))
+        .page("index.html", PORTAL)
+        .page("signin.html", SIGNIN)
+        .page("handler.html", HANDLER)
+        .page("other-site.html", OTHER_SITE)
+        .append_config(SIGNIN_CONFIG)
+        .start()
+}
+
+/// The names of the portal's cookies in the browser's jar, sorted.
+fn portal_cookies(browser: &Browser) -> Vec<String> {
+    let mut names: Vec<String> =
+        browser.jar().into_iter().filter(|c: &Cookie| c.domain == "127.0.0.1").map(|c| c.name).collect();
+    names.sort();
+    names
+}
+
+#[track_caller]
+fn assert_signed_in(browser: &Browser, when: &str) {
+    assert_eq!(portal_cookies(browser), [CREDENTIALS[0], CREDENTIALS[1], "theme"], "{when}");
+}
+
+/// Clicks "Sign in" on the portal and comes back to it.
+fn sign_in(browser: &Browser, server: &Server) {
+    browser.goto(&server.url("127.0.0.1", "/"));
+    browser.click("#signin");
+    browser.wait_for_url(&server.url("127.0.0.1", "/signin.html"));
+    browser.click("#back");
+    browser.wait_for("the portal to show alice", |b| b.page_source().contains("Signed in: DACS:").then_some(()));
+    assert_signed_in(browser, "after signing in");
+}
+
+#[test]
+fn a_browser_signs_out_and_a_drive_by_does_not() {
+    let started = Instant::now();
+    let server = start_portal();
+    let browser = Browser::start();
+    let (chromium, chromedriver) = browser.versions();
+    observe("browser", "versions", format!("Chromium {chromium}, chromedriver {chromedriver}"));
+    let shots = artifacts_dir();
+
+    sign_in(&browser, &server);
+    browser.screenshot(&shots.join("portal-signed-in.png"));
+
+    // Another site embeds the signout URL as an image: refused (403), nothing expires.
+    browser.goto(&server.url("localhost", "/other-site.html"));
+    let access = wait_for_access_line(&server, "/cgi-bin/dacs_signout?via=img");
+    assert!(access.contains("\" 403 "), "the image request was not refused: {access}");
+    let line = server.program_log_line("status=403");
+    observe("browser", "cross-site <img> of the signout URL", format!("{access} / {line}"));
+    assert_signed_in(&browser, "after another site embedded the signout URL as an image");
+
+    // The user clicks "Sign out": the handler page, the credentials gone, the theme kept.
+    browser.goto(&server.url("127.0.0.1", "/"));
+    browser.click("#signout");
+    let landed = browser.wait_for_url(&server.url("127.0.0.1", "/handler.html"));
+    assert_eq!(landed, server.url("127.0.0.1", &format!("/handler.html?{DACS_ARGS}")));
+    assert!(browser.page_source().contains("You have signed out"));
+    assert_eq!(portal_cookies(&browser), ["theme"], "the credentials are gone, the unrelated cookie stays");
+    browser.goto(&server.url("127.0.0.1", "/"));
+    browser.wait_for("the portal to show no credentials", |b| b.page_source().contains("Not signed in").then_some(()));
+    browser.screenshot(&shots.join("portal-signed-out.png"));
+
+    // A handler on another host is not followed: the built-in page, on the program's origin.
+    sign_in(&browser, &server);
+    browser.click("#foreign");
+    let page = browser.wait_for_url(&server.url("127.0.0.1", "/cgi-bin/dacs_signout?"));
+    assert!(browser.page_source().contains("Signed out"), "not the built-in page at {page}");
+    assert_eq!(portal_cookies(&browser), ["theme"], "the signout itself still happens");
+    let line = server.program_log_line("handler=refused-not-allowed");
+    observe("browser", "foreign DACS_SIGNOUT_HANDLER", &line);
+    browser.screenshot(&shots.join("signout-foreign-handler-refused.png"));
+
+    drop(browser);
+    observe("browser", "whole browser test", format!("{:?}", started.elapsed()));
+}
+
+/// The access log line of a request for `target` (bounded wait).
+#[track_caller]
+fn wait_for_access_line(server: &Server, target: &str) -> String {
+    let needle = format!("\"GET {target} ");
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(line) = server.log("access.log").lines().find(|l| l.contains(&needle)) {
+            return line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no request for {target}:\n{}", server.all_logs());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn base64_decodes() {
+    use crate::support::browser::decode_base64;
+    assert_eq!(decode_base64("").unwrap(), b"");
+    assert_eq!(decode_base64("Zg==").unwrap(), b"f");
+    assert_eq!(decode_base64("Zm8=").unwrap(), b"fo");
+    assert_eq!(decode_base64("Zm9vYmFy").unwrap(), b"foobar");
+    assert_eq!(decode_base64("iVBORw0K\nGgo=").unwrap(), b"\x89PNG\r\n\x1a\n");
+    assert_eq!(decode_base64("+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
+    assert!(decode_base64("Zm9v!").is_none());
+}

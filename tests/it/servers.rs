@@ -1,0 +1,365 @@
+//! The built program mounted for real: Apache 2.4 with mod_cgid and with mod_cgi, lighttpd and
+//! nginx + fcgiwrap, each running the shipped example configuration on a free loopback port,
+//! checked through real HTTP.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::hub::{Behaviour, Hub};
+use crate::support::servers::{CGI_PATH, Request, Response, Server, ServerKind, send};
+use crate::support::{EXAMPLE, conf, observe, validate_json, validate_xml};
+
+const TOKEN: &str = "hub-t0ken-for-servers";
+/// Four credentials of the federation (alice at two jurisdictions), the selection cookie, and
+/// cookies that are not the program's.
+const JAR: &str = "DACS:EX::FEDROOT:alice=c1; theme=dark; DACS:EX::DSS:alice=c2; \
+                   DACS:EX::FEDROOT:bob@uni.example=c3; DACS:EX::FEDROOT:carol.o-k+x=c4; \
+                   DACS:OTHER::X:eve=c5; DACS:EX:::SELECTED=s";
+const EXPIRED: [&str; 5] = [
+    "DACS:EX::FEDROOT:alice",
+    "DACS:EX::DSS:alice",
+    "DACS:EX::FEDROOT:bob@uni.example",
+    "DACS:EX::FEDROOT:carol.o-k+x",
+    "DACS:EX:::SELECTED",
+];
+const DACS_ARGS: &str = "DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=FEDROOT";
+
+/// The example federation, handlers on this server allowed.
+fn dacs_conf(extra: &str) -> String {
+    conf(&format!("{EXAMPLE}\nSIGNOUT_HANDLER_ALLOW \"/\"\n{extra}"))
+}
+
+fn start(kind: ServerKind) -> Server {
+    kind.setup().conf(&dacs_conf("")).start()
+}
+
+/// The exact expiring line for a cookie name, as the example federation writes it.
+fn expiring(name: &str) -> String {
+    format!("{name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; Domain=example.org; Secure; HttpOnly")
+}
+
+/// Status, the headers of §7 and the expected expiring cookies, with the server's logs on failure.
+#[track_caller]
+fn check(server: &Server, response: &Response, status: u16, expired: &[&str]) {
+    let context = || format!("{}: {}\n{}\n{}", server.kind.name(), response.status, response.text(), server.all_logs());
+    assert_eq!(response.status, status, "{}", context());
+    assert_eq!(response.header("Cache-Control"), Some("no-store"), "{}", context());
+    assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"), "{}", context());
+    let expected: Vec<String> = expired.iter().map(|n| expiring(n)).collect();
+    assert_eq!(response.headers_named("Set-Cookie"), expected, "{}", context());
+}
+
+fn get(server: &Server, query: &str) -> Response {
+    server.ask(&Request::get(&format!("{CGI_PATH}?{query}")).cookie(JAR))
+}
+
+fn signs_out_every_credential_in_html_xml_and_json(kind: ServerKind) {
+    let server = start(kind);
+    let html = get(&server, "");
+    check(&server, &html, 200, &EXPIRED);
+    assert_eq!(html.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(html.header("Content-Security-Policy").is_some_and(|csp| csp.contains("default-src 'none'")));
+    assert!(html.text().contains("carol.o-k+x"), "{}", html.text());
+    server.program_log_line("removed=4");
+
+    for format in ["XML", "XMLDTD", "XMLSCHEMA"] {
+        let xml = get(&server, &format!("FORMAT={format}"));
+        check(&server, &xml, 200, &EXPIRED);
+        assert_eq!(xml.header("Content-Type"), Some("text/xml; charset=utf-8"));
+        validate_xml(&xml.text());
+        assert_eq!(xml.text().matches("<signed_out ").count(), 4, "{}", xml.text());
+    }
+
+    let json = get(&server, "FORMAT=JSON");
+    check(&server, &json, 200, &EXPIRED);
+    assert_eq!(json.header("Content-Type"), Some("application/json"));
+    validate_json(&json.text());
+    let answer: Value = serde_json::from_slice(&json.body).expect("JSON");
+    assert_eq!(answer["dacs_current_credentials"]["signed_out"].as_array().map(Vec::len), Some(4));
+
+    let head = server.ask(&Request::new("HEAD", CGI_PATH).cookie(JAR));
+    check(&server, &head, 200, &EXPIRED);
+    assert!(head.body.is_empty());
+}
+
+fn redirects_to_the_handler_with_an_absolute_location(kind: ServerKind) {
+    let server = kind.setup().conf(&dacs_conf("SIGNOUT_HANDLER \"url /goodbye.html\"")).start();
+    let origin = server.origin();
+    for (query, page) in [("DACS_SIGNOUT_HANDLER=%2Fhandler.html", "handler.html"), ("", "goodbye.html")] {
+        let response = get(&server, query);
+        check(&server, &response, 302, &EXPIRED);
+        let location = format!("{origin}/{page}?{DACS_ARGS}");
+        assert_eq!(response.header("Location"), Some(location.as_str()), "{}", kind.name());
+    }
+    server.program_log_line("handler=argument");
+}
+
+fn a_form_post_signs_out(kind: ServerKind) {
+    let server = start(kind);
+    let form = "DACS_USERNAME=bob%40uni.example&FORMAT=JSON";
+    let response = server.ask(&Request::post_form(CGI_PATH, form).cookie(JAR));
+    check(&server, &response, 200, &["DACS:EX::FEDROOT:bob@uni.example"]);
+    validate_json(&response.text());
+    let answer: Value = serde_json::from_slice(&response.body).expect("JSON");
+    assert_eq!(answer["dacs_current_credentials"]["signed_out"][0]["username"], "bob@uni.example");
+    assert_eq!(answer["dacs_current_credentials"]["credentials"].as_array().map(Vec::len), Some(3));
+    server.program_log_line("method=POST");
+}
+
+/// Apache passes the words of a query without `=` as arguments: they must change nothing.
+fn query_words_are_not_options(kind: ServerKind) {
+    let server = start(kind);
+    let plain = get(&server, "");
+    check(&server, &plain, 200, &EXPIRED);
+    for query in ["--check-config", "foo+--version", "--help", "relay+--now", "--check-config+/etc/passwd"] {
+        let response = get(&server, query);
+        check(&server, &response, 200, &EXPIRED);
+        assert_eq!(response.header("Content-Type"), plain.header("Content-Type"), "?{query}");
+        assert_eq!(response.text(), plain.text(), "?{query}: not the signout page");
+    }
+}
+
+/// `DACS_SIGNOUT_CONF` names a missing file, then one the program's user cannot read: the
+/// documented 500 in each format, never a blank one, details only in the log.
+fn a_missing_or_unreadable_conf_is_the_documented_500(kind: ServerKind) {
+    let server = kind.setup().conf_missing().start();
+    for (unreadable, why) in [(false, "No such file or directory"), (true, "Permission denied")] {
+        if unreadable {
+            server.break_conf(true);
+        }
+        for (format, content_type) in
+            [("HTML", "text/html; charset=utf-8"), ("XML", "text/xml; charset=utf-8"), ("JSON", "application/json")]
+        {
+            let response = get(&server, &format!("FORMAT={format}"));
+            check(&server, &response, 500, &[]);
+            assert_eq!(response.header("Content-Type"), Some(content_type), "{format}");
+            let body = response.text();
+            assert!(body.contains("the signout service is misconfigured"), "{}: {format}: {body}", kind.name());
+            assert!(!body.contains("dacs.conf"), "{format}: a path reached the browser: {body}");
+            match format {
+                "XML" => validate_xml(&body),
+                "JSON" => validate_json(&body),
+                _ => {}
+            }
+        }
+        let line = server.program_log_line(why);
+        assert!(line.contains("status=500") && line.contains("etc/dacs.conf"), "{line}");
+    }
+}
+
+/// The relay under a real server: the response completes while the hub still holds the
+/// delivery, so the detached delivery child holds neither the connection nor the server.
+fn the_response_does_not_wait_for_the_hub(kind: ServerKind) {
+    let name = kind.name();
+    let hub = Hub::start(Behaviour::Gate);
+    let relay = format!(
+        "IDMS_BASE_API_URL \"{}\"\nRELAY_SPOOL_DIR \"@ROOT@/var/spool\"\nRELAY_TIMEOUT_SECS \"10\"",
+        hub.base()
+    );
+    let server = kind.setup().conf(&dacs_conf(&relay)).hub_token(TOKEN).start();
+    let spool = server.var_dir().join("spool");
+    let asked = Instant::now();
+    let answered = ask_in_background(&server, Request::get(CGI_PATH).cookie(JAR).header("User-Agent", "servers-test"));
+
+    // The delivery child has connected and the hub holds its request.
+    let held = hub.wait_for(1);
+    let hub_got_it = asked.elapsed();
+    let response = complete_while_held(&server, &hub, &answered);
+    check(&server, &response, 200, &EXPIRED);
+    // Still held: the hub has answered nothing, the relay has logged nothing, the three signals
+    // are in the spool (one claimed by the delivery child).
+    assert_eq!(hub.received().len(), 1, "{name}: the deliveries are one after the other");
+    assert!(relay_log(&spool).is_empty(), "{name}: {}", relay_log(&spool));
+    assert_eq!(spool_files(&spool).len(), 3, "{name}: {:?}", spool_files(&spool));
+    assert_eq!(held[0].header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()), "{name}");
+    let timing = format!(
+        "hub got the signal after {hub_got_it:?}; response complete after {:?}, connection closed after {:?}",
+        response.complete_after, response.closed_after
+    );
+    observe(name, "relay with the hub holding", timing);
+
+    hub.release();
+    let mut users: Vec<String> = hub.wait_for(3).iter().map(|r| r.user_name()).collect();
+    users.sort();
+    assert_eq!(users, ["alice", "bob@uni.example", "carol.o-k+x"], "{name}");
+    let log = wait_for_relay_log(&spool, 3);
+    assert_eq!(log.matches("outcome=delivered").count(), 3, "{name}: {log}");
+    assert!(!log.contains(TOKEN));
+    assert_eq!(spool_files(&spool), Vec::<String>::new(), "{name}: the spool empties");
+    server.program_log_line("relay=spooled:3");
+}
+
+/// Sends `request` from another thread; its answer arrives on the channel.
+fn ask_in_background(server: &Server, request: Request) -> mpsc::Receiver<std::io::Result<Response>> {
+    let (answer, answered) = mpsc::channel();
+    let port = server.port;
+    let request = request.timeout(Duration::from_secs(30));
+    thread::spawn(move || answer.send(send(port, &request)));
+    answered
+}
+
+/// The response, which must be complete within 5 s while the hub holds the delivery; else the
+/// hub is released and the failure says when the response came.
+#[track_caller]
+fn complete_while_held(server: &Server, hub: &Hub, answered: &mpsc::Receiver<std::io::Result<Response>>) -> Response {
+    let name = server.kind.name();
+    match answered.recv_timeout(Duration::from_secs(5)) {
+        Ok(response) => response.unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.all_logs())),
+        Err(_) => {
+            hub.release();
+            let late = match answered.recv_timeout(Duration::from_secs(30)) {
+                Ok(Ok(r)) => format!("status {}, complete after {:?}", r.status, r.complete_after),
+                Ok(Err(e)) => format!("{e}"),
+                Err(_) => "still nothing".to_owned(),
+            };
+            panic!(
+                "{name}: the response was not complete 5 s after the hub got the signal, while the hub held \
+                 the delivery: the delivery child holds the connection. Once the hub was released: {late}\n{}",
+                server.all_logs()
+            )
+        }
+    }
+}
+
+fn relay_log(spool: &std::path::Path) -> String {
+    std::fs::read_to_string(spool.join("relay.log")).unwrap_or_default()
+}
+
+/// The relay log once it has `n` lines (bounded wait).
+#[track_caller]
+fn wait_for_relay_log(spool: &std::path::Path, n: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = relay_log(spool);
+        if log.lines().count() >= n {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "relay log has {} of {n} lines:\n{log}", log.lines().count());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Signals left in `new/`, `work/` or `dead/`.
+fn spool_files(spool: &std::path::Path) -> Vec<String> {
+    ["new", "work", "dead"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(spool.join(sub)).into_iter().flatten().flatten())
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+macro_rules! server_tests {
+    ($($module:ident => $kind:expr,)*) => {$(
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn signs_out_every_credential_in_html_xml_and_json() {
+                super::signs_out_every_credential_in_html_xml_and_json($kind);
+            }
+
+            #[test]
+            fn redirects_to_the_handler_with_an_absolute_location() {
+                super::redirects_to_the_handler_with_an_absolute_location($kind);
+            }
+
+            #[test]
+            fn a_form_post_signs_out() {
+                super::a_form_post_signs_out($kind);
+            }
+
+            #[test]
+            fn query_words_are_not_options() {
+                super::query_words_are_not_options($kind);
+            }
+
+            #[test]
+            fn a_missing_or_unreadable_conf_is_the_documented_500() {
+                super::a_missing_or_unreadable_conf_is_the_documented_500($kind);
+            }
+
+            #[test]
+            fn the_response_does_not_wait_for_the_hub() {
+                super::the_response_does_not_wait_for_the_hub($kind);
+            }
+        }
+    )*};
+}
+
+server_tests! {
+    apache_cgid => ServerKind::ApacheCgid,
+    apache_cgi => ServerKind::ApacheCgi,
+    lighttpd => ServerKind::Lighttpd,
+    nginx_fcgiwrap => ServerKind::Nginx,
+}
+
+mod harness {
+    use crate::support::servers::{Request, ServerKind, examples_dir, framed_len, parse_response, render, uncomment};
+
+    #[test]
+    fn every_example_renders_without_a_placeholder_left() {
+        let vars: Vec<(&str, String)> =
+            ["@PORT@", "@ROOT@", "@BIN@", "@CONF@", "@CGI_MODULE@"].iter().map(|p| (*p, "X".to_owned())).collect();
+        for template in ["apache/httpd.conf", "lighttpd/lighttpd.conf", "nginx/nginx.conf", "nginx/fcgiwrap.sh"] {
+            let text = std::fs::read_to_string(examples_dir().join(template)).unwrap();
+            assert!(render(&text, &vars).is_ok(), "{template}");
+            assert!(render(&text, &vars[..1]).is_err(), "{template}");
+        }
+    }
+
+    #[test]
+    fn the_token_line_is_commented_exactly_once() {
+        for kind in [ServerKind::ApacheCgid, ServerKind::Lighttpd] {
+            let text = std::fs::read_to_string(examples_dir().join(kind.template())).unwrap();
+            let line = if kind == ServerKind::Lighttpd {
+                "\"COMMONS_PROFILES_API_TOKEN\" => env.COMMONS_PROFILES_API_TOKEN,"
+            } else {
+                "PassEnv COMMONS_PROFILES_API_TOKEN"
+            };
+            let live = uncomment(&text, line).unwrap();
+            assert!(live.lines().any(|l| l.trim() == line));
+            assert!(uncomment(&live, line).is_err(), "uncommented twice");
+        }
+    }
+
+    #[test]
+    fn client_parses_framings() {
+        let chunked = b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nTransfer-Encoding: chunked\r\n\
+                        set-cookie: b=2\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
+        let r = parse_response(chunked, false).unwrap();
+        assert_eq!(
+            (r.status, r.headers_named("Set-Cookie"), r.body.as_slice()),
+            (200, vec!["a=1", "b=2"], &b"abcde"[..])
+        );
+        assert_eq!(r.cookie_names(), ["a", "b"]);
+        assert_eq!(framed_len(chunked, false), Some(chunked.len()));
+        assert_eq!(framed_len(&chunked[..chunked.len() - 2], false), None);
+
+        let sized = b"HTTP/1.0 302 Found\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nhi";
+        let r = parse_response(sized, false).unwrap();
+        assert_eq!((r.status, r.header("location"), r.body.as_slice()), (302, Some("/x"), &b"hi"[..]));
+        assert_eq!(framed_len(&sized[..sized.len() - 1], false), None);
+
+        let until_close = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it";
+        assert_eq!(parse_response(until_close, false).unwrap().body, b"all of it");
+        assert_eq!(framed_len(until_close, false), None);
+
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n";
+        assert!(parse_response(head, true).unwrap().body.is_empty());
+        assert_eq!(framed_len(head, true), Some(head.len()));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false).is_err());
+    }
+
+    #[test]
+    fn request_bytes() {
+        let r = Request::post_form("/p?q", "a=b").cookie("c=d");
+        assert_eq!(
+            String::from_utf8(r.to_bytes(8080)).unwrap(),
+            "POST /p?q HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Cookie: c=d\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=b"
+        );
+    }
+}

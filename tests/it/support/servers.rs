@@ -1,0 +1,835 @@
+//! Real web servers running the built program as CGI: Apache httpd 2.4 with mod_cgid or
+//! mod_cgi, lighttpd with mod_cgi, nginx with fcgiwrap; and a tiny HTTP/1.1 client.
+//!
+//! Each [`Server`] runs the configuration shipped in `examples/` with its `@NAME@`
+//! placeholders filled in, in a scratch directory of its own (`@ROOT@`):
+//!
+//! ```text
+//! ROOT/htdocs/                 static pages (Setup::page)
+//! ROOT/cgi-bin/dacs_signout    a copy of the built program (@BIN@)
+//! ROOT/etc/dacs.conf           Setup::conf (@CONF@, the program's DACS_SIGNOUT_CONF)
+//! ROOT/var/                    writable by the CGI user: the relay spool goes here
+//! ROOT/logs/ ROOT/run/ ROOT/tmp/
+//! ```
+//!
+//! The program is copied because, started as root, every server runs it as `www-data`, which
+//! cannot reach into a build directory under a private home. Started by another user, the
+//! servers (and the program) run as that user.
+//!
+//! Servers run in the foreground, each in a process group of its own, and are stopped by
+//! process id in `Drop`: SIGTERM to the server, then SIGKILL to whatever is left in its group.
+//! Nothing listens on anything but 127.0.0.1, and no port is fixed. A missing server is a test
+//! failure that says what to install (`./scripts/test` installs them), never a skip.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The URL path the program is mounted at, in every example.
+pub const CGI_PATH: &str = "/cgi-bin/dacs_signout";
+
+/// How long a server may take to answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopped process may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait for a line in a log.
+const LOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The user the servers drop to when started as root.
+const CGI_USER: &str = "www-data";
+
+/// The environment every server starts with, plus `Setup::hub_token`.
+const BASE_ENV: &[(&str, &str)] =
+    &[("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C.UTF-8")];
+
+/// The web servers (and CGI gateways) the examples configure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Apache 2.4, event MPM, mod_cgid (what Debian's `a2enmod cgi` enables).
+    ApacheCgid,
+    /// Apache 2.4, prefork MPM, mod_cgi.
+    ApacheCgi,
+    /// lighttpd 1.4 with mod_cgi.
+    Lighttpd,
+    /// nginx with fcgiwrap on a unix socket.
+    Nginx,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::ApacheCgid => "apache-cgid",
+            ServerKind::ApacheCgi => "apache-cgi",
+            ServerKind::Lighttpd => "lighttpd",
+            ServerKind::Nginx => "nginx-fcgiwrap",
+        }
+    }
+
+    /// (program, Debian package) for each program this server needs.
+    fn programs(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ServerKind::ApacheCgid | ServerKind::ApacheCgi => &[("/usr/sbin/apache2", "apache2")],
+            ServerKind::Lighttpd => &[("/usr/sbin/lighttpd", "lighttpd")],
+            ServerKind::Nginx => &[("/usr/sbin/nginx", "nginx"), ("/usr/sbin/fcgiwrap", "fcgiwrap")],
+        }
+    }
+
+    /// The template in `examples/`.
+    pub fn template(self) -> &'static str {
+        match self {
+            ServerKind::ApacheCgid | ServerKind::ApacheCgi => "apache/httpd.conf",
+            ServerKind::Lighttpd => "lighttpd/lighttpd.conf",
+            ServerKind::Nginx => "nginx/nginx.conf",
+        }
+    }
+
+    /// The line of the template that passes the hub's token when uncommented (nginx: none,
+    /// fcgiwrap hands the program its own environment).
+    fn token_line(self) -> Option<&'static str> {
+        match self {
+            ServerKind::ApacheCgid | ServerKind::ApacheCgi => Some("PassEnv COMMONS_PROFILES_API_TOKEN"),
+            ServerKind::Lighttpd => Some("\"COMMONS_PROFILES_API_TOKEN\" => env.COMMONS_PROFILES_API_TOKEN,"),
+            ServerKind::Nginx => None,
+        }
+    }
+
+    /// The log file (in `ROOT/logs/`) that receives the program's stderr.
+    pub fn program_log(self) -> &'static str {
+        match self {
+            ServerKind::Lighttpd => "cgi-stderr.log",
+            _ => "error.log",
+        }
+    }
+
+    /// Panics, saying what to install, when a program this server needs is missing.
+    #[track_caller]
+    pub fn require(self) {
+        for (program, package) in self.programs() {
+            assert!(
+                Path::new(program).exists(),
+                "{}: {program} is missing: install Debian's {package} package \
+                 (./scripts/test does it: apt-get install {package})",
+                self.name()
+            );
+        }
+    }
+}
+
+/// What `@CONF@` holds.
+#[derive(Clone, Debug)]
+enum Conf {
+    /// This text, readable by the program.
+    Text(String),
+    /// No file at all.
+    Missing,
+    /// This text, in a file the program's user cannot read.
+    Unreadable(String),
+}
+
+/// What to start: built with [`ServerKind::setup`], started with [`Setup::start`].
+#[derive(Clone, Debug)]
+pub struct Setup {
+    kind: ServerKind,
+    conf: Conf,
+    pages: Vec<(String, String)>,
+    hub_token: Option<String>,
+    appended: String,
+}
+
+impl ServerKind {
+    pub fn setup(self) -> Setup {
+        Setup {
+            kind: self,
+            conf: Conf::Missing,
+            pages: vec![("index.html".into(), "<!DOCTYPE html><title>test</title><p>static\n".into())],
+            hub_token: None,
+            appended: String::new(),
+        }
+    }
+}
+
+impl Setup {
+    /// The program's `dacs.conf`; `@ROOT@` and `@PORT@` in it are replaced.
+    pub fn conf(mut self, text: &str) -> Setup {
+        self.conf = Conf::Text(text.to_owned());
+        self
+    }
+
+    /// `DACS_SIGNOUT_CONF` names a file that does not exist.
+    pub fn conf_missing(mut self) -> Setup {
+        self.conf = Conf::Missing;
+        self
+    }
+
+    /// `DACS_SIGNOUT_CONF` names a file the program's user cannot read.
+    pub fn conf_unreadable(mut self, text: &str) -> Setup {
+        self.conf = Conf::Unreadable(text.to_owned());
+        self
+    }
+
+    /// A static page in the document root; `@PORT@` in it is replaced.
+    pub fn page(mut self, path: &str, text: &str) -> Setup {
+        self.pages.retain(|(p, _)| p != path);
+        self.pages.push((path.to_owned(), text.to_owned()));
+        self
+    }
+
+    /// Gives the server the hub's bearer token in its environment and uncomments the example's
+    /// line that passes it on to the program: exactly what the example tells an operator to do.
+    pub fn hub_token(mut self, token: &str) -> Setup {
+        self.hub_token = Some(token.to_owned());
+        self
+    }
+
+    /// Configuration appended after the example, for test fixtures that are not part of the
+    /// mount (the browser test's sign-in page). Placeholders are replaced in it too.
+    pub fn append_config(mut self, text: &str) -> Setup {
+        self.appended.push_str(text);
+        self
+    }
+
+    /// Starts the server and waits (bounded) until it answers; panics with its logs if it
+    /// cannot.
+    #[track_caller]
+    pub fn start(self) -> Server {
+        self.kind.require();
+        // A port taken between asking for it and binding it: try another, twice.
+        let mut last = None;
+        for _ in 0..3 {
+            match Server::start(&self) {
+                Ok(server) => return server,
+                Err(e) if e.to_string().contains("in use") => last = Some(e),
+                Err(e) => panic!("{} did not start: {e}", self.kind.name()),
+            }
+        }
+        panic!("{} did not start: {}", self.kind.name(), last.expect("an error"))
+    }
+}
+
+/// A running server; dropping it stops it and removes its directory (kept when the test
+/// failed, or with `KEEP_SERVER_ROOT` set).
+#[derive(Debug)]
+pub struct Server {
+    pub kind: ServerKind,
+    pub port: u16,
+    root: PathBuf,
+    /// The server, and for nginx then fcgiwrap; stopped in this order.
+    processes: Vec<(&'static str, Child)>,
+}
+
+impl Server {
+    fn start(setup: &Setup) -> io::Result<Server> {
+        let root = make_root(setup.kind.name())?;
+        let port = free_port()?;
+        let mut server = Server { kind: setup.kind, port, root, processes: Vec::new() };
+        server.prepare(setup)?;
+        let started = Instant::now();
+        server.spawn(setup)?;
+        server.wait_ready(started)?;
+        Ok(server)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `@CONF@`: the program's `DACS_SIGNOUT_CONF`.
+    pub fn conf_path(&self) -> PathBuf {
+        self.root.join("etc/dacs.conf")
+    }
+
+    /// A directory the program can write to.
+    pub fn var_dir(&self) -> PathBuf {
+        self.root.join("var")
+    }
+
+    /// `http://HOST:PORT/PATH`, e.g. `url("localhost", "/")`.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT`, the origin the test client talks to.
+    pub fn origin(&self) -> String {
+        self.url("127.0.0.1", "")
+    }
+
+    pub fn send(&self, request: &Request) -> io::Result<Response> {
+        send(self.port, request)
+    }
+
+    /// Sends a request; a failure to get an answer fails the test, with the server's logs.
+    #[track_caller]
+    pub fn ask(&self, request: &Request) -> Response {
+        self.send(request).unwrap_or_else(|e| panic!("{} {}: {e}\n{}", request.method, request.target, self.all_logs()))
+    }
+
+    /// The contents of one of the server's log files (empty if missing).
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.root.join("logs").join(name)).unwrap_or_default()
+    }
+
+    /// The program's log line holding `needle`, waiting (bounded) for it: the program writes
+    /// it after the response, and the server copies it to its log after that.
+    #[track_caller]
+    pub fn program_log_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + LOG_TIMEOUT;
+        loop {
+            let log = self.log(self.kind.program_log());
+            if let Some(line) = log.lines().find(|l| l.contains("dacs_signout:") && l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no program log line with {needle:?}\n{}",
+                self.kind.name(),
+                self.all_logs()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every log file, for a failure message.
+    pub fn all_logs(&self) -> String {
+        let mut out = String::new();
+        let mut paths: Vec<PathBuf> =
+            fs::read_dir(self.root.join("logs")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        paths.sort();
+        for path in paths {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            let _ = writeln!(out, "==> {} <==\n{}", path.display(), tail(&text, 4000));
+        }
+        out
+    }
+
+    /// Writes the program's configuration as `conf` says.
+    fn write_conf(&self, conf: &Conf, vars: &[(&str, String)]) -> io::Result<()> {
+        let path = self.conf_path();
+        let _ = fs::remove_file(&path);
+        match conf {
+            Conf::Missing => Ok(()),
+            Conf::Text(text) => write_mode(&path, &fill(text, vars), 0o644),
+            Conf::Unreadable(text) => write_mode(&path, &fill(text, vars), 0o000),
+        }
+    }
+
+    /// Makes the conf file unreadable (or missing) while the server runs.
+    pub fn break_conf(&self, unreadable: bool) {
+        let conf = if unreadable { Conf::Unreadable("<Configuration/>".into()) } else { Conf::Missing };
+        self.write_conf(&conf, &[]).expect("rewrite dacs.conf");
+    }
+
+    fn prepare(&self, setup: &Setup) -> io::Result<()> {
+        for dir in ["htdocs", "cgi-bin", "etc"] {
+            make_dir(&self.root.join(dir))?;
+        }
+        // lighttpd opens its logs after dropping privileges, fcgiwrap creates its socket as the
+        // CGI user, and the program writes to var/.
+        for dir in ["logs", "run", "tmp", "var"] {
+            let path = self.root.join(dir);
+            make_dir(&path)?;
+            give_to_cgi_user(&path)?;
+        }
+        let vars = self.vars();
+        for (name, text) in &setup.pages {
+            let path = self.root.join("htdocs").join(name);
+            fs::create_dir_all(path.parent().expect("a page has a directory"))?;
+            fs::write(&path, fill(text, &vars))?;
+        }
+        self.write_conf(&setup.conf, &vars)?;
+        let bin = self.root.join("cgi-bin/dacs_signout");
+        fs::copy(super::BIN, &bin)?;
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))
+    }
+
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let module = if self.kind == ServerKind::ApacheCgi { "cgi" } else { "cgid" };
+        vec![
+            ("@PORT@", self.port.to_string()),
+            ("@ROOT@", self.root.display().to_string()),
+            ("@BIN@", self.root.join("cgi-bin/dacs_signout").display().to_string()),
+            ("@CONF@", self.conf_path().display().to_string()),
+            ("@CGI_MODULE@", module.to_owned()),
+        ]
+    }
+
+    /// Renders an example into ROOT, as the setup asks.
+    fn render(&self, setup: &Setup, template: &str) -> io::Result<PathBuf> {
+        let mut text = fs::read_to_string(examples_dir().join(template))?;
+        if template == self.kind.template() {
+            if let (Some(_), Some(line)) = (&setup.hub_token, self.kind.token_line()) {
+                text = uncomment(&text, line)?;
+            }
+            text.push_str(&setup.appended);
+        }
+        let rendered = render(&text, &self.vars())?;
+        let path = self.root.join(Path::new(template).file_name().expect("a file name"));
+        fs::write(&path, rendered)?;
+        Ok(path)
+    }
+
+    fn spawn(&mut self, setup: &Setup) -> io::Result<()> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        if let Some(token) = &setup.hub_token {
+            env.push(("COMMONS_PROFILES_API_TOKEN".into(), token.clone()));
+        }
+        let conf = self.render(setup, self.kind.template())?;
+        match self.kind {
+            ServerKind::ApacheCgid | ServerKind::ApacheCgi => {
+                let mut cmd = Command::new("/usr/sbin/apache2");
+                cmd.arg("-f").arg(&conf).arg("-DFOREGROUND");
+                self.spawn_logged("apache2", cmd, &env)?;
+            }
+            ServerKind::Lighttpd => {
+                let mut cmd = Command::new("/usr/sbin/lighttpd");
+                cmd.arg("-D").arg("-f").arg(&conf);
+                self.spawn_logged("lighttpd", cmd, &env)?;
+            }
+            ServerKind::Nginx => {
+                let script = self.render(setup, "nginx/fcgiwrap.sh")?;
+                let mut cmd = Command::new("/bin/sh");
+                cmd.arg(&script);
+                self.spawn_logged("fcgiwrap", cmd, &env)?;
+                self.wait_for_socket(&self.root.join("run/fcgiwrap.sock"))?;
+                let mut cmd = Command::new("/usr/sbin/nginx");
+                cmd.arg("-p").arg(format!("{}/", self.root.display())).arg("-c").arg(&conf);
+                cmd.args(["-g", "daemon off;"]);
+                self.spawn_logged("nginx", cmd, &[])?;
+                // Stopped first: nginx, then fcgiwrap.
+                self.processes.rotate_right(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Spawns `cmd` with a clean environment, in its own process group, with its output in
+    /// `logs/NAME.out`.
+    fn spawn_logged(&mut self, name: &'static str, mut cmd: Command, env: &[(String, String)]) -> io::Result<()> {
+        let out = fs::File::create(self.root.join("logs").join(format!("{name}.out")))?;
+        cmd.env_clear()
+            .envs(BASE_ENV.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0);
+        self.processes.push((name, cmd.spawn()?));
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> io::Result<()> {
+        for (name, child) in &mut self.processes {
+            if let Some(status) = child.try_wait()? {
+                return Err(io::Error::other(format!("{name} exited early: {status}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_for_socket(&mut self, path: &Path) -> io::Result<()> {
+        self.wait_until("no fcgiwrap socket", Instant::now(), |_| std::os::unix::net::UnixStream::connect(path).is_ok())
+    }
+
+    fn wait_ready(&mut self, started: Instant) -> io::Result<()> {
+        self.wait_until("the server did not answer", started, |server| {
+            server.send(&Request::get("/").timeout(Duration::from_secs(2))).is_ok()
+        })
+    }
+
+    /// Polls `ready` until it holds, a process died, or [`START_TIMEOUT`] has passed.
+    fn wait_until(&mut self, what: &str, started: Instant, ready: impl Fn(&Server) -> bool) -> io::Result<()> {
+        loop {
+            if ready(self) {
+                return Ok(());
+            }
+            let failure = match self.check_alive() {
+                Err(e) => e,
+                Ok(()) if started.elapsed() > START_TIMEOUT => io::Error::new(io::ErrorKind::TimedOut, what),
+                Ok(()) => {
+                    thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            return Err(io::Error::new(
+                failure.kind(),
+                format!("{} on port {}: {failure}\n{}", self.kind.name(), self.port, self.all_logs()),
+            ));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.processes {
+            stop_process_group(child, STOP_GRACE);
+        }
+        if thread::panicking() || std::env::var_os("KEEP_SERVER_ROOT").is_some() {
+            eprintln!("{}: kept {}", self.kind.name(), self.root.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Stops a child started with `process_group(0)`: SIGTERM to it, at most `grace` to exit, then
+/// SIGKILL to whatever is left in its group (preforked helpers, CGI programs), then to it. The
+/// group is killed before the child is reaped: until then its process id, which names the
+/// group, cannot be given to another process.
+pub fn stop_process_group(child: &mut Child, grace: Duration) {
+    let pid = child.id();
+    signal("TERM", &pid.to_string());
+    let deadline = Instant::now() + grace;
+    while !exited(pid) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    signal("KILL", &format!("-{pid}"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Whether a child has exited (a zombie not yet reaped, or gone), from `/proc/PID/stat`.
+fn exited(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // "PID (COMM) STATE ...": the state follows the last `)`.
+    stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+}
+
+/// `kill -s SIG -- TARGET` with the shell's builtin (no procps needed); errors ignored.
+fn signal(sig: &str, target: &str) {
+    let _ = Command::new("/bin/sh")
+        .args(["-c", "kill -s \"$1\" -- \"$2\" 2>/dev/null", "kill", sig, target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The directory holding the server configuration templates.
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Replaces each placeholder; fails when an `@NAME@` placeholder is left.
+pub fn render(template: &str, vars: &[(&str, String)]) -> io::Result<String> {
+    let text = fill(template, vars);
+    for (i, line) in text.lines().enumerate() {
+        let parts: Vec<&str> = line.split('@').collect();
+        for word in parts.iter().take(parts.len().saturating_sub(1)).skip(1) {
+            if !word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                let message = format!("line {}: placeholder @{word}@ left", i + 1);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+            }
+        }
+    }
+    Ok(text)
+}
+
+fn fill(template: &str, vars: &[(&str, String)]) -> String {
+    vars.iter().fold(template.to_owned(), |text, (name, value)| text.replace(name, value))
+}
+
+/// Uncomments the one line that is `#` + `line` (after indentation).
+pub fn uncomment(text: &str, line: &str) -> io::Result<String> {
+    let commented = format!("#{line}");
+    let hits = text.lines().filter(|l| l.trim_start() == commented).count();
+    if hits != 1 {
+        let message = format!("the example has {hits} lines `{commented}`, not one");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+    }
+    let mut out: String = text
+        .lines()
+        .map(|l| if l.trim_start() == commented { l.replacen('#', "", 1) } else { l.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.push('\n');
+    Ok(out)
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A fresh directory `/tmp/dacs-NAME-...`, mode 0755 (the servers' users must reach in).
+pub fn make_root(name: &str) -> io::Result<PathBuf> {
+    Ok(super::fresh_dir(&format!("dacs-{name}")))
+}
+
+fn make_dir(path: &Path) -> io::Result<()> {
+    fs::create_dir(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32) -> io::Result<()> {
+    fs::write(path, text)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// Started as root, the servers run the program as www-data: what it writes must be its own.
+fn give_to_cgi_user(path: &Path) -> io::Result<()> {
+    if !running_as_root() {
+        return Ok(());
+    }
+    let (uid, gid) = user_ids(CGI_USER)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user {CGI_USER} in /etc/passwd")))?;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+pub fn running_as_root() -> bool {
+    // "Uid:\treal\teffective\t..." in /proc/self/status.
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| status.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(2).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+/// (uid, gid) of a user, from /etc/passwd.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    let fields: Vec<&str> = passwd.lines().map(|line| line.split(':').collect::<Vec<_>>()).find(|f| f[0] == user)?;
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+// --- a tiny HTTP/1.1 client ------------------------------------------------------------------
+
+/// One request, sent with `Connection: close`.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    /// The request target, e.g. `/cgi-bin/dacs_signout?FORMAT=JSON`.
+    pub target: String,
+    /// The `Host` header; `127.0.0.1:PORT` when `None`.
+    pub host: Option<String>,
+    /// Further header lines, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Connect, write and read timeout, each.
+    pub timeout: Duration,
+    /// Keep reading after a complete response until the server closes the connection (to time
+    /// that), rather than stop at the response's end (chromedriver keeps it open).
+    pub until_close: bool,
+}
+
+impl Request {
+    pub fn new(method: &str, target: &str) -> Request {
+        Request {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            host: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: Duration::from_secs(15),
+            until_close: true,
+        }
+    }
+
+    pub fn get(target: &str) -> Request {
+        Request::new("GET", target)
+    }
+
+    /// A POST of an `application/x-www-form-urlencoded` body.
+    pub fn post_form(target: &str, body: &str) -> Request {
+        Request::new("POST", target).header("Content-Type", "application/x-www-form-urlencoded").body(body.as_bytes())
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn cookie(self, value: &str) -> Request {
+        self.header("Cookie", value)
+    }
+
+    pub fn host(mut self, host: &str) -> Request {
+        self.host = Some(host.to_owned());
+        self
+    }
+
+    /// Sets the body; `Content-Length` is added when sending.
+    pub fn body(mut self, body: &[u8]) -> Request {
+        self.body = body.to_vec();
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Request {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn until_close(mut self, until_close: bool) -> Request {
+        self.until_close = until_close;
+        self
+    }
+
+    /// The bytes sent for this request to `port`.
+    pub fn to_bytes(&self, port: u16) -> Vec<u8> {
+        let host = self.host.clone().unwrap_or_else(|| format!("127.0.0.1:{port}"));
+        let mut head = format!("{} {} HTTP/1.1\r\nHost: {host}\r\n", self.method, self.target);
+        for (name, value) in &self.headers {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+        if !self.body.is_empty() || self.method == "POST" {
+            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
+/// A response, with every header line kept in order.
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    pub status: u16,
+    /// The header lines (name as sent, value), in order; repeated names stay separate.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+    /// The length of the whole message (head and body as sent) in bytes.
+    pub message_len: usize,
+    /// From connecting until the whole message had arrived.
+    pub complete_after: Duration,
+    /// From connecting until the server closed the connection.
+    pub closed_after: Duration,
+}
+
+impl Response {
+    /// The first header of that name (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers_named(name).into_iter().next()
+    }
+
+    /// Every header of that name, in order.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The names of the cookies set, in order, byte for byte.
+    pub fn cookie_names(&self) -> Vec<&str> {
+        self.headers_named("Set-Cookie").into_iter().map(|c| c.split_once('=').map_or(c, |(n, _)| n)).collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request to 127.0.0.1:`port` and reads the answer (until the server closes the
+/// connection, unless `until_close` is off).
+pub fn send(port: u16, request: &Request) -> io::Result<Response> {
+    let head = request.method == "HEAD";
+    let started = Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, request.timeout)?;
+    stream.set_read_timeout(Some(request.timeout))?;
+    stream.set_write_timeout(Some(request.timeout))?;
+    stream.write_all(&request.to_bytes(port))?;
+    let mut raw = Vec::new();
+    let mut complete_after = None;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A server may reset the connection after its answer; keep what arrived.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && !raw.is_empty() => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if complete_after.is_none() && framed_len(&raw, head).is_some() {
+            complete_after = Some(started.elapsed());
+            if !request.until_close {
+                break;
+            }
+        }
+    }
+    let closed_after = started.elapsed();
+    let mut response = parse_response(&raw, head)?;
+    response.complete_after = complete_after.unwrap_or(closed_after);
+    response.closed_after = closed_after;
+    Ok(response)
+}
+
+/// Parses a complete HTTP/1.x response (status line, headers, body with `Content-Length`,
+/// chunked, or until the end).
+pub fn parse_response(raw: &[u8], head_request: bool) -> io::Result<Response> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let end = find(raw, b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad status line"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| bad("bad header line"))?;
+        headers.push((name.to_owned(), value.trim().to_owned()));
+    }
+    let mut response = Response { status, headers, ..Response::default() };
+    let rest = &raw[end + 4..];
+    let (body, body_len) = if head_request || matches!(status, 100..=199 | 204 | 304) {
+        (Vec::new(), 0)
+    } else if response.header("Transfer-Encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
+    } else if let Some(length) = response.header("Content-Length") {
+        let length: usize = length.parse().map_err(|_| bad("bad Content-Length"))?;
+        (rest.get(..length).ok_or_else(|| bad("short body"))?.to_vec(), length)
+    } else {
+        (rest.to_vec(), rest.len())
+    };
+    response.body = body;
+    response.message_len = end + 4 + body_len;
+    Ok(response)
+}
+
+/// The length of the response at the start of `raw` if it is complete and delimited by its own
+/// framing (not by the end of the connection).
+pub fn framed_len(raw: &[u8], head_request: bool) -> Option<usize> {
+    let response = parse_response(raw, head_request).ok()?;
+    let bodyless = head_request || matches!(response.status, 100..=199 | 204 | 304);
+    let framed =
+        bodyless || response.header("Content-Length").is_some() || response.header("Transfer-Encoding").is_some();
+    framed.then_some(response.message_len)
+}
+
+/// (body, bytes consumed including the last chunk and trailers).
+fn dechunk(data: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let line_end = at + find(&data[at..], b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[at..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        at = line_end + 2;
+        if size == 0 {
+            // Trailer lines, then an empty line.
+            let trailers = &data[at..];
+            let end = if trailers.starts_with(b"\r\n") { 2 } else { find(trailers, b"\r\n\r\n")? + 4 };
+            return Some((body, at + end));
+        }
+        body.extend_from_slice(data.get(at..at + size)?);
+        at += size + 2;
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
