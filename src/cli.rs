@@ -33,10 +33,13 @@ pub fn run(env: &Env, args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Wr
         }
         ["relay"] => relay(env, false, stdout, stderr),
         ["relay", "--now"] => relay(env, true, stdout, stderr),
-        ["relay", "--deliver"] => match crate::relay::deliver(stdin, &Http, env) {
-            Ok(_) => 0,
-            Err(_) => 1,
-        },
+        ["relay", "--deliver"] => {
+            crate::relay::close_inherited_descriptors();
+            match crate::relay::deliver(stdin, &Http, env) {
+                Ok(_) => 0,
+                Err(_) => 1,
+            }
+        }
         ["--check-config"] => check_config(env, None, stdout),
         ["--check-config", file] => check_config(env, Some(Path::new(file)), stdout),
         ["demo"] => crate::demo::run(8421, stdout, stderr),

@@ -308,6 +308,19 @@ pub fn drain(
     Ok(counts)
 }
 
+/// Closes every descriptor from 3 up. A server may hand the CGI descriptors without
+/// close-on-exec (fcgiwrap passes its FastCGI connection); the delivery child must not keep
+/// them open while it waits for the hub.
+#[allow(unsafe_code)]
+pub fn close_inherited_descriptors() {
+    // SAFETY: called first thing in `relay --deliver`, before the process opens any file or
+    // socket, so no Rust object owns a descriptor >= 3 and none is invalidated. close_range
+    // only closes; its failure (an old kernel) leaves things as they were.
+    unsafe {
+        libc::close_range(3, libc::c_uint::MAX, 0);
+    }
+}
+
 /// `dacs_signout relay --deliver`: the child of a CGI request. Reads the payload to EOF (the
 /// parent has exited), then makes one attempt per signal.
 pub fn deliver(input: &mut dyn Read, transport: &dyn Transport, env: &Env) -> io::Result<Counts> {

@@ -395,3 +395,45 @@ fn https_hubs_are_verified_against_the_trust_store() {
     let _ = hub.wait();
     assert!(second.contains("outcome=delivered status=200"), "{second}");
 }
+
+/// fcgiwrap hands the CGI its FastCGI connection without close-on-exec; the delivery child,
+/// which may wait on the hub for RELAY_TIMEOUT_SECS, must not keep such descriptors open.
+#[test]
+fn the_delivery_child_keeps_no_inherited_descriptor() {
+    let hub = Hub::start(Behaviour::Gate);
+    let relay = Relay::new();
+    let conf = relay.dir.write("dacs.conf", &conf(&format!("{EXAMPLE}\n{}", relay.directives(&hub.base(), ""))));
+    let marker = format!("{}-{:?}", std::process::id(), Instant::now());
+    let status = Command::new("sh")
+        .args(["-c", "exec 7</dev/null 8</dev/null; exec \"$0\"", BIN])
+        .env_clear()
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
+        .env("REQUEST_METHOD", "GET")
+        .env("DACS_SIGNOUT_CONF", &conf)
+        .env("HTTP_COOKIE", "DACS:EX::FEDROOT:bobo=1")
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .env("DACS_TEST_MARKER", &marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    hub.wait_for(1); // the child is connected, and held
+    let child = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
+        .find(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&environ).contains(&marker)
+                && String::from_utf8_lossy(&cmdline).contains("--deliver")
+        })
+        .expect("the delivery child is running");
+    let fds: Vec<u32> = std::fs::read_dir(format!("/proc/{child}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse().ok())
+        .collect();
+    hub.release();
+    assert!(!fds.contains(&7) && !fds.contains(&8), "inherited descriptors still open: {fds:?}");
+    relay.log_lines(1);
+}
