@@ -119,7 +119,11 @@ impl Spool {
             let Ok(name) = entry.file_name().into_string() else { continue };
             let Some((file, pid)) = name.rsplit_once('.') else { continue };
             let alive = pid.parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+            // Another drainer may settle this claim meanwhile: a vanished file is not an error.
+            let Some(age) = entry.metadata().and_then(|m| m.modified()).ok().map(|t| t.elapsed().unwrap_or_default())
+            else {
+                continue;
+            };
             if alive && age < stale_after {
                 continue;
             }
