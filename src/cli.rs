@@ -65,39 +65,50 @@ fn load(env: &Env, file: Option<&Path>) -> Result<Config, (crate::config::Source
     }
 }
 
-/// Drains the spool once and prints what it did. Exit 1 when the spool cannot be used.
+/// Drains every spool the configuration names (`Default`'s and any `Jurisdiction`'s) once and
+/// prints what it did. Exit 1 when a spool cannot be used.
 fn relay(env: &Env, force: bool, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    let settings =
-        match load(env, None).and_then(|c| RelaySettings::from_default(&c.default).map_err(|e| (c.source, e))) {
-            Ok(s) => s,
-            Err((source, e)) => {
-                let _ = writeln!(stderr, "dacs_signout relay: {source}: {e}");
-                return 1;
-            }
-        };
-    let spool = match Spool::open(Path::new(&settings.spool_dir)) {
-        Ok(spool) => spool,
-        Err(e) => {
-            let _ = writeln!(stderr, "dacs_signout relay: spool {}: {e}", settings.spool_dir);
+    let config = match load(env, None) {
+        Ok(config) => config,
+        Err((source, e)) => {
+            let _ = writeln!(stderr, "dacs_signout relay: {source}: {e}");
             return 1;
         }
     };
-    let log = settings.log.as_ref().map_or_else(|| spool.root().join("relay.log"), Into::into);
-    let stale_after = Duration::from_secs(settings.timeout_secs * 2 + 60);
-    match crate::relay::drain(&spool, &Http, env, force, stale_after, &log) {
-        Ok(c) => {
-            let _ = writeln!(
-                stdout,
-                "dacs_signout relay: delivered={} retried={} dead={} not_due={} busy={} reclaimed={}",
-                c.delivered, c.retried, c.dead, c.not_due, c.busy, c.reclaimed
-            );
-            0
-        }
-        Err(e) => {
-            let _ = writeln!(stderr, "dacs_signout relay: spool {}: {e}", settings.spool_dir);
-            1
+    let sections = std::iter::once(None).chain(config.jurisdictions.iter().map(Some));
+    let mut spools: Vec<RelaySettings> = Vec::new();
+    for section in sections {
+        match RelaySettings::of(&config.default, section) {
+            Ok(s) if !spools.iter().any(|seen| seen.spool_dir == s.spool_dir) => spools.push(s),
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(stderr, "dacs_signout relay: {}: {e}", config.source);
+                return 1;
+            }
         }
     }
+    let mut code = 0;
+    for settings in spools {
+        let drained = Spool::open(Path::new(&settings.spool_dir)).and_then(|spool| {
+            let log = crate::relay::log_path(&settings);
+            let stale_after = Duration::from_secs(settings.timeout_secs * 2 + 60);
+            crate::relay::drain(&spool, &Http, env, force, stale_after, &log)
+        });
+        match drained {
+            Ok(c) => {
+                let _ = writeln!(
+                    stdout,
+                    "dacs_signout relay: {}: delivered={} retried={} dead={} not_due={} busy={} reclaimed={}",
+                    settings.spool_dir, c.delivered, c.retried, c.dead, c.not_due, c.busy, c.reclaimed
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "dacs_signout relay: spool {}: {e}", settings.spool_dir);
+                code = 1;
+            }
+        }
+    }
+    code
 }
 
 /// Prints every problem with its line, then the directives it ignores. Exit 1 on a problem.

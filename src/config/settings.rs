@@ -215,9 +215,9 @@ impl Settings {
 }
 
 impl RelaySettings {
-    /// The relay directives of the `Default` section alone: what `dacs_signout relay` uses.
-    pub fn from_default(default: &Section) -> Result<RelaySettings, ConfigError> {
-        relay(&Layers { default, jurisdiction: None })
+    /// The relay directives of `Default`, overridden by a `Jurisdiction` section's.
+    pub fn of(default: &Section, jurisdiction: Option<&Section>) -> Result<RelaySettings, ConfigError> {
+        relay(&Layers { default, jurisdiction })
     }
 }
 

@@ -106,9 +106,12 @@ pub fn plan(
             next_attempt: now,
         })
         .collect();
-    let spool_dir = PathBuf::from(&settings.spool_dir);
-    let log = settings.log.as_ref().map_or_else(|| spool_dir.join("relay.log"), PathBuf::from);
-    Ok(Some(Plan { signals, spool_dir, log, spooled: false }))
+    Ok(Some(Plan { signals, spool_dir: PathBuf::from(&settings.spool_dir), log: log_path(settings), spooled: false }))
+}
+
+/// `RELAY_LOG`, else `relay.log` in the spool.
+pub fn log_path(settings: &RelaySettings) -> PathBuf {
+    settings.log.as_ref().map_or_else(|| Path::new(&settings.spool_dir).join("relay.log"), PathBuf::from)
 }
 
 impl Plan {
@@ -131,9 +134,15 @@ impl Plan {
             "log": self.log.display().to_string(),
             "signals": self.signals.iter().map(|s| serde_json::from_str::<Value>(&s.to_json()).unwrap_or_default()).collect::<Vec<_>>(),
         });
+        // A clean environment: the request's (HTTP_COOKIE with other apps' sessions, HTTP_PROXY
+        // from a `Proxy:` header) has no business in the child. It gets the token variables
+        // its signals name, and what the TLS trust store honours.
+        let mut names: Vec<&str> = vec![GUIDE_TOKEN_ENV, "SSL_CERT_FILE", "SSL_CERT_DIR"];
+        names.extend(self.signals.iter().map(|s| s.token_env.as_str()));
         let mut child = Command::new(std::env::current_exe()?)
             .args(["relay", "--deliver"])
-            .env_remove("GATEWAY_INTERFACE")
+            .env_clear()
+            .envs(names.into_iter().filter_map(|n| Some((n, std::env::var_os(n)?))))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

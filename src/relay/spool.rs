@@ -78,6 +78,8 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         }
+        // rename keeps the file's mtime (its last write); the claim's age starts now.
+        File::options().write(true).open(&path)?.set_modified(SystemTime::now())?;
         match Signal::from_json(&fs::read(&path)?) {
             Some(signal) => Ok(Some(Claim { signal, path })),
             None => {
@@ -90,7 +92,7 @@ impl Spool {
 
     /// Delivered: the signal leaves the spool.
     pub fn finish(&self, claim: Claim) -> io::Result<()> {
-        fs::remove_file(&claim.path)?;
+        lost_is_fine(fs::remove_file(&claim.path))?;
         sync_dir(&self.dir("work"))
     }
 
@@ -98,20 +100,24 @@ impl Spool {
     /// before the claim is dropped, so a crash in between leaves a duplicate that
     /// `reclaim_stale` resolves, never a loss.
     pub fn retry(&self, claim: Claim, signal: &Signal) -> io::Result<()> {
+        if !claim.path.exists() {
+            return Ok(()); // reclaimed meanwhile: the signal is someone else's now
+        }
         self.put(signal)?;
-        fs::remove_file(&claim.path)
+        lost_is_fine(fs::remove_file(&claim.path))
     }
 
     /// Refused for good: to `dead/`, with the reason beside it.
     pub fn bury(&self, claim: Claim, why: &str) -> io::Result<()> {
         let id = &claim.signal.id;
         write_synced(&self.dir("dead").join(format!("{id}.why")), format!("{why}\n").as_bytes())?;
-        fs::rename(&claim.path, self.dir("dead").join(format!("{id}.json")))?;
+        lost_is_fine(fs::rename(&claim.path, self.dir("dead").join(format!("{id}.json"))))?;
         sync_dir(&self.dir("dead"))
     }
 
-    /// Returns to `new/` the claims of drainers that died (no such process) or that are older
-    /// than `stale_after` (a delivery cannot outlive its timeout). Returns how many.
+    /// Returns to `new/` the claims of drainers that died (no such process), and claims held
+    /// longer than `stale_after` since they were taken (a delivery cannot outlive its timeout,
+    /// so such a claimer is stuck, or the PID belongs to another process now). Returns how many.
     pub fn reclaim_stale(&self, stale_after: Duration) -> io::Result<usize> {
         let mut count = 0;
         for entry in fs::read_dir(self.dir("work"))? {
@@ -146,6 +152,14 @@ impl Spool {
                 .count())
         };
         Ok([n("new")?, n("work")?, n("dead")?])
+    }
+}
+
+/// A claim that vanished was reclaimed as stale: it is no longer this drainer's to settle.
+fn lost_is_fine(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 

@@ -24,6 +24,9 @@ impl Transport for Http {
     fn post(&self, endpoint: &str, token: &str, body: &str, timeout: Duration) -> Result<Reply, String> {
         use ureq::tls::{RootCerts, TlsConfig};
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            // Never a proxy from the environment: in a CGI, HTTP_PROXY is the request's
+            // `Proxy:` header ("httpoxy"), and the bearer token would go to whoever sent it.
+            .proxy(None)
             .timeout_global(Some(timeout))
             .max_redirects(0)
             .http_status_as_error(false)
@@ -40,7 +43,8 @@ impl Transport for Http {
             // ureq's errors name the URL and the failure, never request headers.
             .map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        let body = response.body_mut().with_config().limit(64 * 1024).read_to_vec().unwrap_or_default();
+        // A body cut short is a transport failure (retried), not an answer to judge.
+        let body = response.body_mut().with_config().limit(64 * 1024).read_to_vec().map_err(|e| e.to_string())?;
         Ok(Reply { status, body })
     }
 }

@@ -241,9 +241,9 @@ fn no_relay_when_refused_or_nothing_removed_or_unconfigured() {
 }
 
 /// Puts `n` signals for users `u0..un` into a spool, as the CGI would.
-fn fill(spool: &Path, base: &str, n: usize) {
+fn fill(spool_dir: &Path, base: &str, n: usize) {
     use dacs_signout::relay::{signal::Signal, spool::Spool};
-    let spool = Spool::open(spool).unwrap();
+    let spool = Spool::open(spool_dir).unwrap();
     for i in 0..n {
         spool
             .put(&Signal {
@@ -259,6 +259,9 @@ fn fill(spool: &Path, base: &str, n: usize) {
                 next_attempt: 0,
             })
             .unwrap();
+        // As a signal written by an earlier attempt: its file is an hour old when claimed.
+        let file = std::fs::File::options().write(true).open(spool_dir.join(format!("new/{i:06}.json"))).unwrap();
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).unwrap();
     }
 }
 
@@ -397,36 +400,40 @@ fn https_hubs_are_verified_against_the_trust_store() {
 }
 
 /// fcgiwrap hands the CGI its FastCGI connection without close-on-exec; the delivery child,
-/// which may wait on the hub for RELAY_TIMEOUT_SECS, must not keep such descriptors open.
+/// which may wait on the hub for RELAY_TIMEOUT_SECS, must not keep such descriptors open, nor
+/// the request's environment (other apps' cookies, a `Proxy:` header as HTTP_PROXY).
 #[test]
-fn the_delivery_child_keeps_no_inherited_descriptor() {
+fn the_delivery_child_keeps_no_inherited_descriptor_or_request_variable() {
     let hub = Hub::start(Behaviour::Gate);
     let relay = Relay::new();
-    let conf = relay.dir.write("dacs.conf", &conf(&format!("{EXAMPLE}\n{}", relay.directives(&hub.base(), ""))));
-    let marker = format!("{}-{:?}", std::process::id(), Instant::now());
+    // A token variable of a unique name: it finds the child among the processes.
+    let token_env = format!("DACS_TEST_TOKEN_{}_{}", std::process::id(), hub.port);
+    let directives = relay.directives(&hub.base(), &format!("IDMS_API_TOKEN_ENV \"{token_env}\""));
+    let conf = relay.dir.write("dacs.conf", &conf(&format!("{EXAMPLE}\n{directives}")));
     let status = Command::new("sh")
         .args(["-c", "exec 7</dev/null 8</dev/null; exec \"$0\"", BIN])
         .env_clear()
         .env("GATEWAY_INTERFACE", "CGI/1.1")
         .env("REQUEST_METHOD", "GET")
         .env("DACS_SIGNOUT_CONF", &conf)
-        .env("HTTP_COOKIE", "DACS:EX::FEDROOT:bobo=1")
-        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
-        .env("DACS_TEST_MARKER", &marker)
+        .env("HTTP_COOKIE", "DACS:EX::FEDROOT:bobo=1; sessionid=other-apps-secret")
+        .env("HTTP_PROXY", "http://127.0.0.1:9/")
+        .env(&token_env, TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(status.success());
-    hub.wait_for(1); // the child is connected, and held
-    let child = std::fs::read_dir("/proc")
+    let received = hub.wait_for(1); // the child is connected, and held
+    assert_eq!(received[0].header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    let (child, environ) = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
-        .find(|pid| {
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&environ).contains(&marker)
-                && String::from_utf8_lossy(&cmdline).contains("--deliver")
+        .find_map(|pid| {
+            let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).ok()?).into_owned();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (environ.contains(&token_env) && String::from_utf8_lossy(&cmdline).contains("--deliver"))
+                .then_some((pid, environ))
         })
         .expect("the delivery child is running");
     let fds: Vec<u32> = std::fs::read_dir(format!("/proc/{child}/fd"))
@@ -435,5 +442,24 @@ fn the_delivery_child_keeps_no_inherited_descriptor() {
         .collect();
     hub.release();
     assert!(!fds.contains(&7) && !fds.contains(&8), "inherited descriptors still open: {fds:?}");
+    assert!(!environ.contains("HTTP_COOKIE") && !environ.contains("HTTP_PROXY"), "{environ}");
     relay.log_lines(1);
+}
+
+/// "httpoxy": a request's `Proxy:` header arrives as HTTP_PROXY; the token must not follow it.
+#[test]
+fn a_proxy_header_does_not_redirect_the_signal() {
+    let hub = Hub::start(Behaviour::Ok);
+    let proxy = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let out = Cgi::get("")
+        .example(&relay.directives(&hub.base(), ""))
+        .cookie(JAR)
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .env("HTTP_PROXY", &format!("http://127.0.0.1:{}/", proxy.port))
+        .run();
+    out.status(200);
+    assert_eq!(hub.wait_for(2).len(), 2);
+    relay.log_lines(2);
+    assert!(proxy.received().is_empty(), "the proxy saw {:?}", proxy.received());
 }
