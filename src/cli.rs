@@ -122,6 +122,10 @@ fn check_config(env: &Env, file: Option<&Path>, out: &mut dyn Write) -> i32 {
         }
     };
     let problems = config.check();
+    if let Some(problem) = config.default_alone_problem() {
+        let _ =
+            writeln!(out, "{}: warning: a request matching no Jurisdiction uri would fail: {problem}", config.source);
+    }
     for problem in &problems {
         let _ = writeln!(out, "{}: {problem}", config.source);
     }

@@ -4,8 +4,10 @@
 //! [`cgi::Request`]; the configuration ([`config`]) gives the [`config::Settings`] of the
 //! jurisdiction; [`policy::decide`] selects the credential cookies to expire and where the
 //! browser goes; [`render`] writes HTML, XML or JSON; [`serve`] returns the response and the
-//! log line, and `main` writes them. Only `main`, [`config::Config::load`] and the handler page
-//! read touch the outside world.
+//! log line, and [`run`] writes them. When a logout hub is configured, [`relay`] turns the removed
+//! identities into signals: [`run`] writes them to the spool before the response and starts the
+//! detached delivery child after it. The outside world is touched only by `main`, [`run`],
+//! [`config::Config::load`], the handler page read, and the relay's spool and transport.
 
 // One audited exception: `relay::close_inherited_descriptors` (see its SAFETY comment).
 #![deny(unsafe_code)]
@@ -23,7 +25,7 @@ pub mod render;
 
 use std::io::{Read, Write};
 
-use cgi::{Env, Method, Request, Response};
+use cgi::{Env, Request, Response};
 use config::Config;
 use error::Error;
 use log::LogLine;
@@ -144,7 +146,6 @@ pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
     if let Some(addr) = &request.server.remote_addr {
         log.set("remote", addr);
     }
-    let head_only = request.method == Method::Head;
     (Served { response, head_only, log, exit_code: 0, relay }, format)
 }
 

@@ -166,7 +166,7 @@ fn signout_args(args: &Arguments) -> Result<SignoutArgs, Error> {
             v => Ok(v.map(str::to_owned)),
         }
     };
-    if let Some(version) = args.get("DACS_VERSION") {
+    if let Some(version) = given("DACS_VERSION") {
         if version != "1.4" {
             return Err(Error::bad_request("DACS_VERSION must be 1.4"));
         }

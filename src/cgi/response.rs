@@ -27,10 +27,6 @@ impl Response {
         self
     }
 
-    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
-
     /// The CGI header block and, unless `head_only`, the body. A header value holding a control
     /// character (CR and LF above all) is refused here, whatever put it there: this is the last
     /// line of defence against header injection.

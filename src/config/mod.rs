@@ -95,7 +95,13 @@ impl Config {
     pub fn load(env: &Env) -> Result<Config, (Source, ConfigError)> {
         let path = match env.raw("DACS_SIGNOUT_CONF") {
             Some(raw) => PathBuf::from(std::ffi::OsStr::from_bytes(raw)),
-            None if !Path::new(DEFAULT_PATH).exists() => return Ok(Config::demo()),
+            // Absent, and only absent: a file we may not read, or a dangling symlink, is a
+            // configuration someone meant, and an error, never the demo.
+            None if std::fs::symlink_metadata(DEFAULT_PATH)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                return Ok(Config::demo());
+            }
             None => PathBuf::from(DEFAULT_PATH),
         };
         Config::load_file(&path)
@@ -140,6 +146,15 @@ impl Config {
             .flat_map(|s| &s.directives)
             .filter(|d| !KNOWN_DIRECTIVES.contains(&d.name.as_str()))
             .collect()
+    }
+
+    /// With `Jurisdiction` sections, what a request that matches none of them would meet:
+    /// `Default` alone must then be complete too. A warning only: every request may match one.
+    pub fn default_alone_problem(&self) -> Option<ConfigError> {
+        if self.jurisdictions.is_empty() {
+            return None; // `check` covers Default alone
+        }
+        Settings::from_sections(&self.default, None).err()
     }
 
     /// Every problem `--check-config` reports: each `Jurisdiction` merged over `Default` (or

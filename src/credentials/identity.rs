@@ -77,9 +77,13 @@ pub fn is_name(text: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// A username: a non-empty run of anything but `=`, `;`, `,`, white space and controls.
+/// A username: a non-empty run of anything but `=`, `;`, `,`, white space and controls (and
+/// U+FFFE/U+FFFF, which no XML document can carry).
 pub fn is_username(text: &str) -> bool {
-    !text.is_empty() && !text.chars().any(|c| c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control())
+    !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| matches!(c, '=' | ';' | ',' | '\u{fffe}' | '\u{ffff}') || c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -97,7 +101,18 @@ mod tests {
 
     #[test]
     fn refuses_malformed_identities() {
-        for text in ["F::J:", "F::J", "::J:u", "F:::u", "-F::J:u", "F::J_:u b", "F::J:u=v", "F.x::J:u", "F::J:a;b"] {
+        for text in [
+            "F::J:",
+            "F::J",
+            "::J:u",
+            "F:::u",
+            "-F::J:u",
+            "F::J_:u b",
+            "F::J:u=v",
+            "F.x::J:u",
+            "F::J:a;b",
+            "F::J:\u{fffe}",
+        ] {
             assert_eq!(Identity::parse(text), None, "{text}");
         }
     }

@@ -35,6 +35,8 @@ pub struct Credential<'a> {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection<'a> {
+    /// No filter was given: everything of the federation goes.
+    pub full_signout: bool,
     pub removed: Vec<Credential<'a>>,
     pub remaining: Vec<Credential<'a>>,
     /// The selection cookie's name as received, when a full signout expires it.
@@ -46,7 +48,7 @@ impl<'a> Selection<'a> {
     /// remaining. Foreign, malformed and non-UTF-8 pairs are ignored; a name sent twice (the
     /// same cookie under two paths) counts once.
     pub fn select(cookie_header: &'a [u8], federation: &str, filter: &Filter, compare: NameCompare) -> Selection<'a> {
-        let mut selection = Selection::default();
+        let mut selection = Selection { full_signout: filter.is_full_signout(), ..Selection::default() };
         let mut seen = HashSet::new();
         for raw in header::names(cookie_header) {
             let Ok(name) = std::str::from_utf8(raw) else { continue };

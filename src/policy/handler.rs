@@ -27,12 +27,14 @@ impl HandlerDirective {
         }
         match keyword.to_ascii_lowercase().as_str() {
             "url" => {
-                let ok = rest.starts_with('/') && !rest.starts_with("//")
-                    || Url::parse(rest).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-                if !ok || rest.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(format!("{rest:?} is not an http(s) URL or an absolute path"));
+                // The same refusal list as a DACS_SIGNOUT_HANDLER (`url /\evil.example` is a
+                // foreign host to a browser), relative forms resolved against any origin.
+                let absolute = rest.starts_with('/') || Url::parse(rest).is_ok();
+                match vet(rest, Some("https://origin.invalid")) {
+                    Ok(_) if absolute => Ok(HandlerDirective::Url(rest.to_owned())),
+                    Ok(_) => Err(format!("{rest:?} is not an http(s) URL or a path starting with /")),
+                    Err(why) => Err(format!("{rest:?} is refused ({})", why.as_str())),
                 }
-                Ok(HandlerDirective::Url(rest.to_owned()))
             }
             "file" => Ok(HandlerDirective::File(PathBuf::from(rest))),
             "message" => Ok(HandlerDirective::Message(rest.to_owned())),
@@ -259,6 +261,21 @@ mod tests {
         assert!(AllowRule::parse("javascript:alert(1)").is_err());
         assert!(AllowRule::parse("//p.example.org/").is_err());
         assert!(AllowRule::parse("re:").is_err());
+    }
+
+    #[test]
+    fn url_directive_is_vetted() {
+        assert!(HandlerDirective::parse("url /bye.html").is_ok());
+        assert!(HandlerDirective::parse("url https://p.example/bye").is_ok());
+        for bad in [
+            "url /\\evil.example",
+            "url //evil.example/",
+            "url javascript:alert(1)",
+            "url bye.html",
+            "url https://u@p.example/",
+        ] {
+            assert!(HandlerDirective::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

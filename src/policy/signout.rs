@@ -61,7 +61,9 @@ fn page(request: &Request, settings: &Settings, removed_any: bool) -> Result<(Pa
     if !removed_any {
         return Ok((Page::BuiltIn, "unused-nothing-removed".into()));
     }
-    let own_origin = request.server.origin();
+    // Normalised (lowercase host, IDNA, default port dropped) as rule origins are.
+    let own_origin =
+        request.server.origin().and_then(|o| Url::parse(&o).ok()).map(|u| u.origin().ascii_serialization());
     let redirect =
         |url: Url| Page::Redirect(handler::location(url, &settings.federation_name, &settings.jurisdiction_name));
     let mut note = String::new();

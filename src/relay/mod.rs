@@ -77,8 +77,11 @@ pub fn plan(
     user_agent: Option<&str>,
     now: u64,
 ) -> Result<Option<Plan>, String> {
-    if !url::Url::parse(&endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
-        return Err(format!("the hub URL {endpoint:?} is not http(s)"));
+    let valid = url::Url::parse(&endpoint)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none());
+    if !valid {
+        // Not echoed: a URL with user-info holds a secret.
+        return Err("the hub URL is not an http(s) URL without user-info".into());
     }
     let names =
         network_usernames(removed, settings.username_map.as_ref()).map_err(|e| format!("RELAY_USERNAME_MAP: {e}"))?;
@@ -132,7 +135,7 @@ impl Plan {
         let payload = json!({
             "spool": self.spooled.then(|| self.spool_dir.display().to_string()),
             "log": self.log.display().to_string(),
-            "signals": self.signals.iter().map(|s| serde_json::from_str::<Value>(&s.to_json()).unwrap_or_default()).collect::<Vec<_>>(),
+            "signals": self.signals.iter().map(Signal::to_value).collect::<Vec<_>>(),
         });
         // A clean environment: the request's (HTTP_COOKIE with other apps' sessions, HTTP_PROXY
         // from a `Proxy:` header) has no business in the child. It gets the token variables
@@ -203,7 +206,8 @@ pub fn log_line(now: u64, signal: &Signal, verdict: &Verdict, status: Option<u16
 
 /// Appends to the relay log; one `write` per line, so concurrent drainers do not interleave.
 pub fn append(log: &Path, line: &str) {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log);
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log);
     if let Ok(mut file) = file {
         let _ = file.write_all(line.as_bytes());
     }
@@ -337,10 +341,14 @@ pub fn deliver(input: &mut dyn Read, transport: &dyn Transport, env: &Env) -> io
     input.read_to_end(&mut payload)?;
     let payload: Value = serde_json::from_slice(&payload).map_err(io::Error::other)?;
     let log = PathBuf::from(payload["log"].as_str().unwrap_or("/dev/null"));
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed delivery payload");
     let signals: Vec<Signal> = payload["signals"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| Signal::from_json(v.to_string().as_bytes())).collect())
-        .unwrap_or_default();
+        .ok_or_else(bad)?
+        .iter()
+        .map(Signal::from_value)
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
     let mut counts = Counts::default();
     match payload["spool"].as_str() {
         Some(dir) => {

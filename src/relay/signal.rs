@@ -78,12 +78,16 @@ pub fn judge(status: u16, body: &[u8], user_name: &str) -> Verdict {
 
 /// At most 400 bytes of a body for the log: one line, controls replaced, the token removed.
 pub fn excerpt(body: &[u8], token: Option<&str>) -> String {
-    let cut = &body[..body.len().min(400)];
-    let mut text: String = String::from_utf8_lossy(cut).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    // Redact first: a token straddling the cut would otherwise be logged in part.
+    let mut text = String::from_utf8_lossy(body).into_owned();
     if let Some(token) = token.filter(|t| t.len() >= 4) {
         text = text.replace(token, "[token]");
     }
-    text
+    let mut cut = text.len().min(400);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text[..cut].chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// Exponential backoff: 30 s, 60 s, 120 s, … at most an hour.
@@ -93,6 +97,10 @@ pub fn backoff_secs(attempts: u32) -> u64 {
 
 impl Signal {
     pub fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    pub fn to_value(&self) -> Value {
         json!({
             "id": self.id,
             "user_name": self.user_name,
@@ -105,11 +113,13 @@ impl Signal {
             "attempts": self.attempts,
             "next_attempt": self.next_attempt,
         })
-        .to_string()
     }
 
     pub fn from_json(text: &[u8]) -> Option<Signal> {
-        let v: Value = serde_json::from_slice(text).ok()?;
+        Signal::from_value(&serde_json::from_slice(text).ok()?)
+    }
+
+    pub fn from_value(v: &Value) -> Option<Signal> {
         let s = |k: &str| v.get(k)?.as_str().map(str::to_owned);
         let n = |k: &str| v.get(k)?.as_u64();
         Some(Signal {
@@ -175,6 +185,8 @@ mod tests {
         let long = "x".repeat(1000);
         assert_eq!(excerpt(long.as_bytes(), None).len(), 400);
         assert_eq!(excerpt(b"bad token s3cr3t-token\n", Some("s3cr3t-token")), "bad token [token] ");
+        let straddling = format!("{}s3cr3t-token", "x".repeat(395));
+        assert!(!excerpt(straddling.as_bytes(), Some("s3cr3t-token")).contains("s3cr3t"));
     }
 
     #[test]

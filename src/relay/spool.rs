@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -28,9 +28,19 @@ pub struct Claim {
 
 impl Spool {
     /// Opens (creating, mode 0700) the spool at `root`.
+    /// A spool that another user owns, or that group or others may write, is refused: its
+    /// records name the URL and the token variable a delivery uses.
     pub fn open(root: &Path) -> io::Result<Spool> {
         for sub in ["tmp", "new", "work", "dead"] {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(root.join(sub))?;
+        }
+        let meta = fs::metadata(root)?;
+        let foreign = effective_uid().is_some_and(|uid| uid != meta.uid());
+        if foreign || meta.mode() & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the spool must belong to this user and not be writable by group or others",
+            ));
         }
         Ok(Spool { root: root.to_owned() })
     }
@@ -50,14 +60,31 @@ impl Spool {
 
     /// Writes several signals durably: each file is fsynced before its rename, and the
     /// directory once after all of them (one fsync fewer per extra signal on the request path).
+    /// On failure none of them stays: the caller then sends them without the spool, and a
+    /// signal left behind would be sent twice.
     pub fn put_all(&self, signals: &[Signal]) -> io::Result<()> {
-        for signal in signals {
+        let mut placed = Vec::with_capacity(signals.len());
+        let result = signals.iter().try_for_each(|signal| {
             let name = format!("{}.json", signal.id);
             let tmp = self.dir("tmp").join(format!("{name}.{}", std::process::id()));
-            write_synced(&tmp, signal.to_json().as_bytes())?;
-            fs::rename(&tmp, self.dir("new").join(&name))?;
+            let written = write_synced(&tmp, signal.to_json().as_bytes())
+                .and_then(|()| fs::rename(&tmp, self.dir("new").join(&name)));
+            if written.is_err() {
+                let _ = fs::remove_file(&tmp);
+            } else {
+                placed.push(self.dir("new").join(&name));
+            }
+            written
+        });
+        match result.and_then(|()| sync_dir(&self.dir("new"))) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                for path in placed {
+                    let _ = fs::remove_file(path);
+                }
+                Err(e)
+            }
         }
-        sync_dir(&self.dir("new"))
     }
 
     /// The ids waiting in `new/`, oldest first (ids start with the creation time).
@@ -144,7 +171,7 @@ impl Spool {
         Ok(count)
     }
 
-    /// How many signals are in each state (tests and the `relay` report).
+    /// How many signals are in each state: `[new, work, dead]`.
     pub fn counts(&self) -> io::Result<[usize; 3]> {
         let n = |sub: &str| -> io::Result<usize> {
             Ok(fs::read_dir(self.dir(sub))?
@@ -153,6 +180,13 @@ impl Spool {
         };
         Ok([n("new")?, n("work")?, n("dead")?])
     }
+}
+
+/// This process's effective user id, from `/proc/self/status` (no `unsafe` for `geteuid`).
+fn effective_uid() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// A claim that vanished was reclaimed as stale: it is no longer this drainer's to settle.
@@ -228,6 +262,16 @@ mod tests {
         fs::write(root.join("new/c.json"), "not json").unwrap();
         assert!(spool.claim("c").unwrap().is_none());
         assert_eq!(spool.counts().unwrap(), [0, 0, 2]);
-        fs::remove_dir_all(root).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_spool_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = temp("perm");
+        Spool::open(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(Spool::open(&root).err().map(|e| e.kind()), Some(io::ErrorKind::PermissionDenied));
+        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -59,6 +59,26 @@ impl FromStr for Format {
     }
 }
 
+/// Escapes text for HTML and XML (element text and double- or single-quoted attributes).
+/// Characters XML 1.0 cannot carry (controls other than tab/LF/CR, U+FFFE, U+FFFF) become
+/// U+FFFD, so every document stays well-formed whatever went into it.
+pub fn escape(text: &str, apostrophe: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str(apostrophe),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// What every format reports about a signout.
 pub struct Report<'a> {
     pub federation: &'a str,
@@ -97,9 +117,10 @@ pub fn answer(decision: &Decision, settings: &Settings, format: Format, file_pag
     for value in &decision.set_cookies {
         response.header("Set-Cookie", value.as_str());
     }
-    // Clear-Site-Data clears every cookie of the site: only right for a full signout.
+    // Clear-Site-Data clears every cookie of the site: only right for a full signout of
+    // someone who was signed in.
     if let Some(value) = settings.clear_site_data.as_deref() {
-        if decision.selection.selection_cookie.is_some() || decision.selection.remaining.is_empty() {
+        if decision.selection.full_signout && !decision.selection.removed.is_empty() {
             response.header("Clear-Site-Data", value);
         }
     }

@@ -6,20 +6,9 @@ use super::{Format, Report};
 use crate::cgi::Response;
 use crate::credentials::Credential;
 
-/// Escapes text for an attribute value in double quotes.
+/// Escapes text for an attribute value.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape(text, "&apos;")
 }
 
 /// The prolog and the root start tag's schema attributes for each variant.

@@ -47,6 +47,18 @@ fn check_config_names_the_line_and_lists_unknown_directives() {
     let (code, out, _) = cli(&["--check-config", regex.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
 
+    let juris = dir.write(
+        "juris.conf",
+        "<Configuration><Default>\nFEDERATION_NAME \"EX\"\nCOOKIE_NO_DOMAIN \"yes\"\n</Default>\n\
+         <Jurisdiction uri=\"ex.org/cgi-bin\">\nJURISDICTION_NAME \"J\"\n</Jurisdiction></Configuration>",
+    );
+    let (code, out, _) = cli(&["--check-config", juris.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning: a request matching no Jurisdiction uri would fail: JURISDICTION_NAME is required"),
+        "{out}"
+    );
+
     let (code, out, _) = cli(&["--check-config", "/nonexistent.conf"]);
     assert_eq!(code, 1);
     assert!(out.starts_with("/nonexistent.conf: cannot read the file"), "{out}");

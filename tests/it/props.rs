@@ -115,6 +115,11 @@ proptest! {
         if let Ok(Ok(url)) = allowed(&candidate, &rules, Some("https://portal.example.org")) {
             prop_assert!(matches!(url.scheme(), "http" | "https"));
             prop_assert!(url.username().is_empty() && url.password().is_none());
+            // The point of it all: only the allowed origins (evil.example only through its
+            // explicit re: rule).
+            let origin = url.origin().ascii_serialization();
+            let allowed_origins = ["https://sso.example.org", "https://portal.example.org", "https://evil.example"];
+            prop_assert!(allowed_origins.contains(&origin.as_str()), "{} -> {}", candidate, url);
             let target = location(url, "EX", "J");
             prop_assert!(!target.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\'));
         }

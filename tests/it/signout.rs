@@ -167,6 +167,9 @@ fn clear_site_data_only_on_a_full_signout() {
     assert_eq!(out.header("Clear-Site-Data"), None);
     let out = Cgi::get("").example("").cookie(JAR).run();
     assert_eq!(out.header("Clear-Site-Data"), None);
+    // Nobody signed in: nothing to clear (the header would wipe every cookie of the site).
+    let out = Cgi::get("").example("CLEAR_SITE_DATA \"cookies\"").cookie("theme=dark").run();
+    assert_eq!(out.header("Clear-Site-Data"), None);
 }
 
 #[test]
