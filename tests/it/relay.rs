@@ -64,16 +64,26 @@ impl Relay {
         })
     }
 
-    fn drain(&self, base: &str) -> String {
-        let conf = self.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", self.directives(base, ""))));
-        let out = Command::new(BIN)
+    /// `dacs_signout relay --now` on this spool, relaying to `base`, stdout piped.
+    fn drainer(&self, base: &str) -> std::process::Child {
+        // Written once: rewriting it while an earlier drainer reads it would truncate its read.
+        let path = self.dir.path().join("relay.conf");
+        if !path.exists() {
+            self.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", self.directives(base, ""))));
+        }
+        Command::new(BIN)
             .env_clear()
             .args(["relay", "--now"])
-            .env("DACS_SIGNOUT_CONF", &conf)
+            .env("DACS_SIGNOUT_CONF", &path)
             .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn drain(&self, base: &str) -> String {
+        let out = self.drainer(base).wait_with_output().unwrap();
+        assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -279,19 +289,7 @@ fn many_concurrent_drainers_deliver_each_signal_exactly_once() {
     let hub = Hub::start(Behaviour::Ok);
     let relay = Relay::new();
     fill(&relay.spool(), &hub.base(), 300);
-    let conf = relay.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", relay.directives(&hub.base(), ""))));
-    let drainers: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new(BIN)
-                .env_clear()
-                .args(["relay", "--now"])
-                .env("DACS_SIGNOUT_CONF", &conf)
-                .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let drainers: Vec<_> = (0..8).map(|_| relay.drainer(&hub.base())).collect();
     let mut delivered = 0;
     for d in drainers {
         let out = d.wait_with_output().unwrap();
@@ -308,17 +306,7 @@ fn killing_drainers_at_random_points_loses_nothing() {
     let hub = Hub::start(Behaviour::Slow(5));
     let relay = Relay::new();
     fill(&relay.spool(), &hub.base(), 120);
-    let conf = relay.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", relay.directives(&hub.base(), ""))));
-    let drainer = || {
-        Command::new(BIN)
-            .env_clear()
-            .args(["relay", "--now"])
-            .env("DACS_SIGNOUT_CONF", &conf)
-            .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let drainer = || relay.drainer(&hub.base());
     // A small deterministic generator: reproducible kill points.
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let kills = 12;
