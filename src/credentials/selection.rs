@@ -1,6 +1,7 @@
 //! Which credential cookies of the current federation a signout removes (§2, §4).
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use super::NameCompare;
 use super::header;
@@ -47,8 +48,20 @@ impl<'a> Selection<'a> {
     /// same cookie under two paths) counts once.
     pub fn select(cookie_header: &'a [u8], federation: &str, filter: &Filter, compare: NameCompare) -> Selection<'a> {
         let mut selection = Selection::default();
-        let mut seen = HashSet::new();
+        // Fixed SipHash keys: a random seed costs a getrandom call per process, and the only
+        // one who could aim collisions at this set is the browser sending the header, whose
+        // size is capped. Sized once, for every pair (a credential pair takes at least 12
+        // bytes): growing it cost more than the lookups (BENCHMARKS.md).
+        let pairs = memchr::memchr_iter(b';', cookie_header).count() + 1;
+        let at_most = pairs.min(cookie_header.len() / 12 + 1);
+        let mut seen: HashSet<&str, BuildHasherDefault<DefaultHasher>> =
+            HashSet::with_capacity_and_hasher(at_most, BuildHasherDefault::default());
         for raw in header::names(cookie_header) {
+            // Most pairs belong to other apps: skip them before any UTF-8 check (a credential's
+            // name starts with `DACS:`, as `CookieName::parse` requires).
+            if !raw.starts_with(b"DACS:") {
+                continue;
+            }
             let Ok(name) = std::str::from_utf8(raw) else { continue };
             let Some(parsed) = CookieName::parse(name) else { continue };
             if !compare.eq(parsed.federation(), federation) || !seen.insert(name) {
