@@ -7,7 +7,7 @@
 
 #![allow(dead_code)] // each includer uses its own subset
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use dacs_signout::cgi::Env;
@@ -16,8 +16,11 @@ use dacs_signout::config::{Config, Source};
 use dacs_signout::credentials::{Filter, NameCompare, Selection};
 use dacs_signout::policy::handler::{AllowRule, allowed, location};
 
+/// A fuzz target: it panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by the name of their directory under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("cookie_header", cookie_header),
     ("arguments", arguments),
     ("serve", serve),
@@ -69,34 +72,14 @@ pub fn arguments(data: &[u8]) {
     }
 }
 
-/// A configuration with every kind of rule, written once to a temporary file.
-const RICH_CONF: &str = r#"<Configuration>
-  <Default>
-    FEDERATION_NAME   "EX"
-    FEDERATION_DOMAIN "example.org"
-    JURISDICTION_NAME "FEDROOT"
-    SIGNOUT_HANDLER   "url /goodbye.html"
-    SIGNOUT_HANDLER_ALLOW "https://sso.example.org"
-    SIGNOUT_HANDLER_ALLOW "https://apps.example.org/bye/"
-    SIGNOUT_HANDLER_ALLOW "/local/"
-    SIGNOUT_HANDLER_ALLOW "re:https://x\\.example\\.org/done(\\?.*)?"
-    CLEAR_SITE_DATA "cookies"
-    NAME_COMPARE "nocase"
-  </Default>
-  <Jurisdiction uri="portal.example.org/cgi-bin/dacs">
-    JURISDICTION_NAME "PORTAL"
-    COOKIE_SYNTAX "COOKIE_NETSCAPE"
-    SIGNOUT_CROSS_SITE "deny"
-  </Jurisdiction>
-</Configuration>
-"#;
-
+/// A configuration with every kind of rule (`fuzz/dacs.conf`). The crate that includes this
+/// file is either the fuzz crate (`fuzz/`) or the main package (its tests).
 fn rich_conf() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
     PATH.get_or_init(|| {
-        let path: PathBuf = std::env::temp_dir().join(format!("dacs-signout-fuzz-{}.conf", std::process::id()));
-        std::fs::write(&path, RICH_CONF).expect("the fuzz configuration can be written");
-        path.to_str().expect("a UTF-8 temporary directory").to_owned()
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fuzz = if dir.ends_with("fuzz") { dir.to_owned() } else { dir.join("fuzz") };
+        fuzz.join("dacs.conf").to_str().expect("a UTF-8 checkout path").to_owned()
     })
 }
 
