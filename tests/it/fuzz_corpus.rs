@@ -20,14 +20,25 @@ fn corpus(target: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Runs every input of a corpus on a thread with a large stack: an unoptimised test build
+/// takes several times the stack of the release build the fuzzer ran (regex-syntax recurses
+/// once per nested repetition, up to its nest limit, and the corpus holds such `re:` rules),
+/// and a test thread has 2 MiB where the program's main thread has 8.
 #[track_caller]
-fn replay(target: &str) {
-    let (_, run) = harness::TARGETS.iter().find(|(name, _)| *name == target).expect("a fuzz target");
-    for path in corpus(target) {
-        let data = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| run(&data)).is_err() {
-            panic!("fuzz target {target} fails on {}", path.display());
+fn replay(target: &'static str) {
+    let (_, run) = *harness::TARGETS.iter().find(|(name, _)| *name == target).expect("a fuzz target");
+    let files = corpus(target);
+    let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(move || {
+        for path in files {
+            let data = std::fs::read(&path).unwrap();
+            if std::panic::catch_unwind(|| run(&data)).is_err() {
+                return Err(path);
+            }
         }
+        Ok(())
+    });
+    if let Err(path) = worker.unwrap().join().unwrap() {
+        panic!("fuzz target {target} fails on {}", path.display());
     }
 }
 
