@@ -10,7 +10,10 @@
 //! process. `std::env` still sees argv and the environment: glibc hands them to std's
 //! initialiser in `.init_array`, which the C `main` does not bypass.
 
-#![no_main]
+// Under `cargo test` the bin is built with libtest's own `main` (it has no unit tests): the C
+// entry point below is then left out, or it would run the program with `--list`.
+#![cfg_attr(not(test), no_main)]
+#![cfg(not(test))]
 
 use std::io::{self, Write};
 
