@@ -81,7 +81,12 @@ pub fn is_name(text: &str) -> bool {
 
 /// A username: a non-empty run of anything but `=`, `;`, `,`, white space and controls.
 pub fn is_username(text: &str) -> bool {
-    !text.is_empty() && !text.chars().any(|c| c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control())
+    if text.is_ascii() {
+        // The same test on bytes: ASCII white space and controls are all <= 0x20, and DEL.
+        return !text.is_empty()
+            && !text.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'=' || b == b';' || b == b',');
+    }
+    !text.chars().any(|c| c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -95,6 +100,16 @@ mod tests {
             assert_eq!(Identity::parse(&text).unwrap().username, name);
             assert_eq!(Identity::parse(&text).unwrap().to_string(), text);
         }
+    }
+
+    #[test]
+    fn ascii_usernames_are_judged_as_chars_are() {
+        for b in 0..=0x7fu8 {
+            let c = char::from(b);
+            let by_chars = !(c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control());
+            assert_eq!(is_username(&format!("a{c}b")), by_chars, "{b:#04x}");
+        }
+        assert!(!is_username("") && is_username("ünï") && !is_username("a\u{85}b") && !is_username("a\u{3000}b"));
     }
 
     #[test]
