@@ -12,9 +12,23 @@
 /// A quoted value holding `;` splits as browsers and servers split it; the stray tail (`x"`
 /// above) has no `=` and is skipped like any other malformed pair.
 pub fn names(header: &[u8]) -> impl Iterator<Item = &[u8]> {
-    header.split(|&b| b == b';').filter_map(|pair| {
-        let eq = pair.iter().position(|&b| b == b'=')?;
-        let name = pair[..eq].trim_ascii();
-        (!name.is_empty()).then_some(name)
+    // The same as `header.split(|&b| b == b';')` and a search for `=` in each pair, with
+    // memchr: a header is mostly cookie values (up to 64 KiB of them), which are skipped with
+    // one vectorised search each instead of a byte-at-a-time loop.
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        loop {
+            let text = rest?;
+            let (pair, tail) = match memchr::memchr(b';', text) {
+                Some(end) => (&text[..end], Some(&text[end + 1..])),
+                None => (text, None),
+            };
+            rest = tail;
+            let Some(eq) = memchr::memchr(b'=', pair) else { continue };
+            let name = pair[..eq].trim_ascii();
+            if !name.is_empty() {
+                return Some(name);
+            }
+        }
     })
 }

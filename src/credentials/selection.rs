@@ -1,6 +1,7 @@
 //! Which credential cookies of the current federation a signout removes (§2, §4).
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::NameCompare;
 use super::header;
@@ -49,8 +50,18 @@ impl<'a> Selection<'a> {
     /// same cookie under two paths) counts once.
     pub fn select(cookie_header: &'a [u8], federation: &str, filter: &Filter, compare: NameCompare) -> Selection<'a> {
         let mut selection = Selection { full_signout: filter.is_full_signout(), ..Selection::default() };
-        let mut seen = HashSet::new();
+        // Sized once, for every pair (a credential pair takes at least 12 bytes): growing it
+        // cost more than the lookups (BENCHMARKS.md).
+        let pairs = memchr::memchr_iter(b';', cookie_header).count() + 1;
+        let at_most = pairs.min(cookie_header.len() / 12 + 1);
+        let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
+            HashSet::with_capacity_and_hasher(at_most, BuildHasherDefault::default());
         for raw in header::names(cookie_header) {
+            // Most pairs belong to other apps: skip them before any UTF-8 check (a credential's
+            // name starts with `DACS:`, as `CookieName::parse` requires).
+            if !raw.starts_with(b"DACS:") {
+                continue;
+            }
             let Ok(name) = std::str::from_utf8(raw) else { continue };
             let Some(parsed) = CookieName::parse(name) else { continue };
             if !compare.eq(parsed.federation(), federation) || !seen.insert(name) {
@@ -77,6 +88,43 @@ impl<'a> Selection<'a> {
     /// The names to expire, in the order received, the selection cookie last.
     pub fn expired_names(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.removed.iter().map(|c| c.name).chain(self.selection_cookie)
+    }
+}
+
+/// The hasher of the set of names seen: FxHash (rustc's own), a rotate, a xor and a multiply
+/// per 8 bytes. std's SipHash with a random seed costs a `getrandom` call in every process and
+/// several times the instructions per name; its resistance to chosen collisions buys nothing
+/// here, since the only one who could aim them is the browser sending the header, whose size
+/// is capped (a whole-header worst case is milliseconds, on the sender's own request).
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last) ^ rest.len() as u64);
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod driveby;
 mod errors;
 mod formats;
+mod fuzz_corpus;
 mod handler;
 mod props;
 mod relay;

@@ -1,0 +1,165 @@
+//! What each fuzz target does with its input, as plain functions: the libFuzzer targets in
+//! `fuzz_targets/` call them, and so does the test suite (`tests/it/fuzz_corpus.rs`), which
+//! replays every file of `fuzz/corpus/<target>/` without libFuzzer so that a regression found
+//! once stays found. Each function panics when an invariant breaks; it never returns an error.
+//!
+//! Only `dacs_signout` and std are used, so the test suite can include this file as is.
+
+#![allow(dead_code)] // each includer uses its own subset
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use dacs_signout::cgi::Env;
+use dacs_signout::cgi::args::Arguments;
+use dacs_signout::config::{Config, Source};
+use dacs_signout::credentials::{Filter, NameCompare, Selection};
+use dacs_signout::policy::handler::{AllowRule, allowed, location};
+
+/// A fuzz target: it panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
+/// The fuzz targets, by the name of their directory under `fuzz/corpus/`.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("cookie_header", cookie_header),
+    ("arguments", arguments),
+    ("serve", serve),
+    ("config", config),
+    ("handler", handler),
+];
+
+/// `Selection::select` on an arbitrary `Cookie` header. The first byte picks the name
+/// comparison and the filter; the rest is the header.
+pub fn cookie_header(data: &[u8]) {
+    let Some((&mode, header)) = data.split_first() else { return };
+    let compare = if mode & 1 == 0 { NameCompare::Case } else { NameCompare::NoCase };
+    let filter = Filter {
+        username: (mode & 2 != 0).then(|| "bob".to_owned()),
+        jurisdiction: (mode & 4 != 0).then(|| "FEDROOT".to_owned()),
+    };
+    let selection = Selection::select(header, "EX", &filter, compare);
+    let mut expired = Vec::new();
+    for name in selection.expired_names() {
+        // A name is written back byte for byte: it must be in the header as sent, and it
+        // must not be able to break the Set-Cookie line.
+        assert!(header.windows(name.len()).any(|w| w == name.as_bytes()), "{name:?} is not in the header");
+        assert!(!name.contains(['\r', '\n', ';', '=', ',']), "{name:?}");
+        assert!(name.get(..5).is_some_and(|p| p == "DACS:"), "{name:?}");
+        assert!(!expired.contains(&name), "{name:?} expired twice");
+        expired.push(name);
+    }
+    for credential in selection.removed.iter().chain(&selection.remaining) {
+        assert!(compare.eq(credential.identity.federation, "EX"));
+        assert_eq!(format!("DACS:{}", credential.identity), credential.name);
+    }
+    if !filter.is_full_signout() {
+        assert!(selection.selection_cookie.is_none());
+    }
+}
+
+/// `Arguments::parse` on an arbitrary query string or form body.
+pub fn arguments(data: &[u8]) {
+    if let Ok(args) = Arguments::parse(data) {
+        for name in ["FORMAT", "DACS_USERNAME", "DACS_SIGNOUT_HANDLER", "COOKIE_SYNTAX"] {
+            let _ = args.get(name);
+        }
+        // Parsing the same input again into the same list repeats every name: a 400, unless
+        // there was nothing to repeat.
+        let mut twice = args.clone();
+        if twice.parse_into(data).is_ok() {
+            assert_eq!(twice, args, "a repeated argument was accepted");
+        }
+    }
+}
+
+/// A configuration with every kind of rule (`fuzz/dacs.conf`). The crate that includes this
+/// file is either the fuzz crate (`fuzz/`) or the main package (its tests).
+fn rich_conf() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fuzz = if dir.ends_with("fuzz") { dir.to_owned() } else { dir.join("fuzz") };
+        fuzz.join("dacs.conf").to_str().expect("a UTF-8 checkout path").to_owned()
+    })
+}
+
+/// The whole request path, `serve()`, from an environment built of the input. Fields are
+/// separated by NUL bytes (environment values cannot hold one), in this order: flags, query
+/// string, Cookie header, CONTENT_LENGTH, Sec-Fetch-Site, Sec-Fetch-Mode, and the body (the
+/// rest, NULs included). The flags byte picks the method, the configuration and HTTPS.
+pub fn serve(data: &[u8]) {
+    let mut fields = data.splitn(7, |&b| b == 0);
+    let mut next = || fields.next().unwrap_or_default();
+    let flags = next().first().copied().unwrap_or(0);
+    let (query, cookie, length, site, mode, body) = (next(), next(), next(), next(), next(), next());
+    let method = ["GET", "POST", "HEAD", "PUT", "get", ""][usize::from(flags % 6)];
+    let mut env: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"GATEWAY_INTERFACE".to_vec(), b"CGI/1.1".to_vec()),
+        (b"REQUEST_METHOD".to_vec(), method.as_bytes().to_vec()),
+        (b"QUERY_STRING".to_vec(), query.to_vec()),
+        (b"HTTP_COOKIE".to_vec(), cookie.to_vec()),
+        (b"CONTENT_TYPE".to_vec(), b"application/x-www-form-urlencoded".to_vec()),
+        (b"CONTENT_LENGTH".to_vec(), length.to_vec()),
+        (b"HTTP_SEC_FETCH_SITE".to_vec(), site.to_vec()),
+        (b"HTTP_SEC_FETCH_MODE".to_vec(), mode.to_vec()),
+        (b"SERVER_NAME".to_vec(), b"portal.example.org".to_vec()),
+        (b"SCRIPT_NAME".to_vec(), b"/cgi-bin/dacs/dacs_signout".to_vec()),
+        (b"HTTPS".to_vec(), if flags & 0x40 != 0 { b"on".to_vec() } else { b"off".to_vec() }),
+    ];
+    if flags & 0x80 != 0 {
+        env.push((b"DACS_SIGNOUT_CONF".to_vec(), rich_conf().as_bytes().to_vec()));
+    }
+    let env = {
+        use std::os::unix::ffi::OsStringExt;
+        Env::from_os(env.into_iter().map(|(k, v)| (std::ffi::OsString::from_vec(k), std::ffi::OsString::from_vec(v))))
+    };
+    let (mut served, format) = dacs_signout::serve(&env, &mut &body[..]);
+    let bytes = served.bytes(format);
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a CGI header block");
+    let head = &bytes[..end + 2];
+    assert!(head.starts_with(b"Status: "));
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r\n").expect("every header line ends in CRLF");
+        assert!(line.iter().all(|&b| b >= 0x20 && b != 0x7f), "control byte in a header line: {line:?}");
+    }
+    if method == "HEAD" {
+        assert_eq!(end + 4, bytes.len(), "HEAD has no body");
+    }
+    let status: u16 = std::str::from_utf8(&head[8..11]).unwrap().parse().unwrap();
+    assert_eq!(served.exit_code, i32::from(status >= 400));
+    let log = served.log.render();
+    assert!(log.ends_with('\n') && !log.trim_end().contains('\n'), "one log line");
+}
+
+/// `Config::parse`, then everything a request or `--check-config` does with a configuration.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(config) = Config::parse(text, Source::BuiltIn) else { return };
+    let _ = config.check();
+    let _ = config.unknown_directives();
+    for host_path in ["", "example.org/cgi-bin/dacs/dacs_signout", "dss.example.org/cgi-bin/dacs"] {
+        if let Ok(settings) = config.settings(host_path) {
+            assert!(!settings.federation_name.is_empty() && !settings.jurisdiction_name.is_empty());
+            assert!(!settings.cookie.path.contains([';', '\r', '\n']));
+        }
+    }
+}
+
+/// `policy::handler::allowed` and `location`: the first line is the candidate
+/// (`DACS_SIGNOUT_HANDLER`), every further line an allow rule; rules that do not parse are
+/// skipped, as the configuration would have refused them.
+pub fn handler(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut lines = text.split('\n');
+    let candidate = lines.next().unwrap_or_default();
+    let rules: Vec<AllowRule> = lines.filter_map(|l| AllowRule::parse(l).ok()).collect();
+    for own_origin in [Some("https://portal.example.org"), None] {
+        let Ok(Ok(url)) = allowed(candidate, &rules, own_origin) else { continue };
+        assert!(matches!(url.scheme(), "http" | "https"), "{url}");
+        assert!(url.username().is_empty() && url.password().is_none(), "{url}");
+        assert!(url.host().is_some(), "{url}");
+        let target = location(url, "EX", "FEDROOT");
+        assert!(!target.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\'), "{target:?}");
+        assert!(target.contains("DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=FEDROOT"), "{target}");
+    }
+}
