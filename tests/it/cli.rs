@@ -112,3 +112,14 @@ fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
     assert!(signout.contains("Set-Cookie: DACS:DEMO::DEMO:alice=; Max-Age=0"));
     assert!(!signout.contains("theme="));
 }
+
+/// The configuration example in the README is one an operator may copy: it must pass.
+#[test]
+fn the_readme_configuration_example_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme.split("```xml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("an xml block");
+    let dir = TempDir::new("readme");
+    let file = dir.write("dacs.conf", example);
+    let (code, out, _) = cli(&["--check-config", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
