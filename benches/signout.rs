@@ -14,7 +14,8 @@ fn main() {
 
 const SIZES: [usize; 3] = [10, 100, 1000];
 const CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/dacs.conf");
-const HTML_QUERY: &str = "DACS_USERNAME=alice&DACS_SIGNOUT_HANDLER=https%3A%2F%2Fportal.example.org%2Fbye";
+const HTML_QUERY: &str =
+    "DACS_USERNAME=alice&DACS_SIGNOUT_HANDLER=https%3A%2F%2Fportal.example.org%2Fbye";
 const JSON_QUERY: &str = "DACS_USERNAME=alice&FORMAT=JSON";
 
 /// `n` cookies as a browser sends them: three in five are credentials of federation EXAMPLE
@@ -47,7 +48,10 @@ fn env(query: &str, cookie: &str) -> Env {
         ("HTTPS", "on"),
         ("SCRIPT_NAME", "/cgi-bin/dacs/dacs_signout"),
         ("REMOTE_ADDR", "192.0.2.7"),
-        ("HTTP_USER_AGENT", "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"),
+        (
+            "HTTP_USER_AGENT",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0",
+        ),
         ("DACS_SIGNOUT_CONF", CONF),
         ("HTTP_COOKIE", cookie),
     ])
@@ -64,8 +68,11 @@ fn request(query: &str, n: usize) -> Vec<u8> {
 fn select(bencher: divan::Bencher, n: usize) {
     let header = jar(n);
     let filter = Filter { username: Some("alice".into()), jurisdiction: None };
-    bencher
-        .bench(|| Selection::select(black_box(header.as_bytes()), "EXAMPLE", &filter, NameCompare::Case).removed.len());
+    bencher.bench(|| {
+        Selection::select(black_box(header.as_bytes()), "EXAMPLE", &filter, NameCompare::Case)
+            .removed
+            .len()
+    });
 }
 
 /// The whole request in process, HTML answer with a redirect: `serve` + the response bytes.

@@ -42,7 +42,10 @@ pub fn cookie_header(data: &[u8]) {
     for name in selection.expired_names() {
         // A name is written back byte for byte: it must be in the header as sent, and it
         // must not be able to break the Set-Cookie line.
-        assert!(header.windows(name.len()).any(|w| w == name.as_bytes()), "{name:?} is not in the header");
+        assert!(
+            header.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{name:?} is not in the header"
+        );
         assert!(!name.contains(['\r', '\n', ';', '=', ',']), "{name:?}");
         assert!(name.get(..5).is_some_and(|p| p == "DACS:"), "{name:?}");
         assert!(!expired.contains(&name), "{name:?} expired twice");
@@ -91,7 +94,8 @@ pub fn serve(data: &[u8]) {
     let mut fields = data.splitn(7, |&b| b == 0);
     let mut next = || fields.next().unwrap_or_default();
     let flags = next().first().copied().unwrap_or(0);
-    let (query, cookie, length, site, mode, body) = (next(), next(), next(), next(), next(), next());
+    let (query, cookie, length, site, mode, body) =
+        (next(), next(), next(), next(), next(), next());
     let method = ["GET", "POST", "HEAD", "PUT", "get", ""][usize::from(flags % 6)];
     let mut env: Vec<(Vec<u8>, Vec<u8>)> = vec![
         (b"GATEWAY_INTERFACE".to_vec(), b"CGI/1.1".to_vec()),
@@ -111,7 +115,10 @@ pub fn serve(data: &[u8]) {
     }
     let env = {
         use std::os::unix::ffi::OsStringExt;
-        Env::from_os(env.into_iter().map(|(k, v)| (std::ffi::OsString::from_vec(k), std::ffi::OsString::from_vec(v))))
+        Env::from_os(
+            env.into_iter()
+                .map(|(k, v)| (std::ffi::OsString::from_vec(k), std::ffi::OsString::from_vec(v))),
+        )
     };
     let (mut served, format) = dacs_signout::serve(&env, &mut &body[..]);
     let bytes = served.bytes(format);
@@ -120,7 +127,10 @@ pub fn serve(data: &[u8]) {
     assert!(head.starts_with(b"Status: "));
     for line in head.split_inclusive(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r\n").expect("every header line ends in CRLF");
-        assert!(line.iter().all(|&b| b >= 0x20 && b != 0x7f), "control byte in a header line: {line:?}");
+        assert!(
+            line.iter().all(|&b| b >= 0x20 && b != 0x7f),
+            "control byte in a header line: {line:?}"
+        );
     }
     if method == "HEAD" {
         assert_eq!(end + 4, bytes.len(), "HEAD has no body");
@@ -159,7 +169,13 @@ pub fn handler(data: &[u8]) {
         assert!(url.username().is_empty() && url.password().is_none(), "{url}");
         assert!(url.host().is_some(), "{url}");
         let target = location(url, "EX", "FEDROOT");
-        assert!(!target.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\'), "{target:?}");
-        assert!(target.contains("DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=FEDROOT"), "{target}");
+        assert!(
+            !target.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\'),
+            "{target:?}"
+        );
+        assert!(
+            target.contains("DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=FEDROOT"),
+            "{target}"
+        );
     }
 }

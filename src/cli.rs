@@ -20,7 +20,13 @@ Run by a web server (GATEWAY_INTERFACE set), dacs_signout is the DACS signout CG
 ignores its arguments. See README.md.
 ";
 
-pub fn run(env: &Env, args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+pub fn run(
+    env: &Env,
+    args: &[String],
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["--version" | "-V"] => {
@@ -47,7 +53,9 @@ pub fn run(env: &Env, args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Wr
             Ok(port) => crate::demo::run(port, stdout, stderr),
             Err(_) => usage_error(stderr, &format!("not a port number: {port}")),
         },
-        [] => usage_error(stderr, "not run as CGI (GATEWAY_INTERFACE is unset) and no command given"),
+        [] => {
+            usage_error(stderr, "not run as CGI (GATEWAY_INTERFACE is unset) and no command given")
+        }
         [other, ..] => usage_error(stderr, &format!("unknown command {other}")),
     }
 }
@@ -58,7 +66,10 @@ fn usage_error(stderr: &mut dyn Write, message: &str) -> i32 {
 }
 
 /// The configuration a command works on: `FILE`, else the one a request would use.
-fn load(env: &Env, file: Option<&Path>) -> Result<Config, (crate::config::Source, crate::config::ConfigError)> {
+fn load(
+    env: &Env,
+    file: Option<&Path>,
+) -> Result<Config, (crate::config::Source, crate::config::ConfigError)> {
     match file {
         Some(path) => Config::load_file(path),
         None => Config::load(env),
@@ -99,7 +110,13 @@ fn relay(env: &Env, force: bool, stdout: &mut dyn Write, stderr: &mut dyn Write)
                 let _ = writeln!(
                     stdout,
                     "dacs_signout relay: {}: delivered={} retried={} dead={} not_due={} busy={} reclaimed={}",
-                    settings.spool_dir, c.delivered, c.retried, c.dead, c.not_due, c.busy, c.reclaimed
+                    settings.spool_dir,
+                    c.delivered,
+                    c.retried,
+                    c.dead,
+                    c.not_due,
+                    c.busy,
+                    c.reclaimed
                 );
             }
             Err(e) => {
@@ -123,8 +140,11 @@ fn check_config(env: &Env, file: Option<&Path>, out: &mut dyn Write) -> i32 {
     };
     let problems = config.check();
     if let Some(problem) = config.default_alone_problem() {
-        let _ =
-            writeln!(out, "{}: warning: a request matching no Jurisdiction uri would fail: {problem}", config.source);
+        let _ = writeln!(
+            out,
+            "{}: warning: a request matching no Jurisdiction uri would fail: {problem}",
+            config.source
+        );
     }
     for problem in &problems {
         let _ = writeln!(out, "{}: {problem}", config.source);

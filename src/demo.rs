@@ -55,8 +55,9 @@ fn read_request(stream: &TcpStream) -> std::io::Result<HttpRequest> {
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
     let target = parts.next().unwrap_or("/").to_owned();
-    let (path, query) =
-        target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.to_owned(), q.to_owned()));
+    let (path, query) = target
+        .split_once('?')
+        .map_or((target.clone(), String::new()), |(p, q)| (p.to_owned(), q.to_owned()));
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -86,7 +87,8 @@ fn handle(mut stream: TcpStream, port: u16) -> std::io::Result<()> {
 }
 
 fn http(status: &str, headers: &[String], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut out =
+        format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
     for h in headers {
         out.push_str(h);
         out.push_str("\r\n");
@@ -104,7 +106,9 @@ fn portal(request: &HttpRequest, port: u16) -> Vec<u8> {
         .collect();
     let signin: String = USERS
         .iter()
-        .map(|u| format!("<a class=\"signin\" href=\"/signin?user={0}\">Sign in as {0}</a> ", escape(u)))
+        .map(|u| {
+            format!("<a class=\"signin\" href=\"/signin?user={0}\">Sign in as {0}</a> ", escape(u))
+        })
         .collect();
     let signout = "/cgi-bin/dacs_signout";
     let body = format!(
@@ -134,7 +138,9 @@ fn signin(request: &HttpRequest) -> Vec<u8> {
         return http("400 Bad Request", &[], b"unknown demo user\n");
     }
     let headers = [
-        format!("Set-Cookie: DACS:DEMO::DEMO:{user}=demo-credential-not-a-secret; Path=/; HttpOnly"),
+        format!(
+            "Set-Cookie: DACS:DEMO::DEMO:{user}=demo-credential-not-a-secret; Path=/; HttpOnly"
+        ),
         "Set-Cookie: theme=dark; Path=/".to_owned(),
         "Location: /".to_owned(),
     ];

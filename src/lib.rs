@@ -78,7 +78,13 @@ pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
     let head_only = env.raw("REQUEST_METHOD") == Some(b"HEAD");
     let failure = |e: Error, format: Format, mut log: LogLine| {
         log.set("format", format.as_str());
-        let mut served = Served { response: render::error(&e, format), head_only, log, exit_code: 0, relay: None };
+        let mut served = Served {
+            response: render::error(&e, format),
+            head_only,
+            log,
+            exit_code: 0,
+            relay: None,
+        };
         served.fail(&e);
         (served, format)
     };
@@ -91,7 +97,8 @@ pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
     let config = match Config::load(env) {
         Ok(config) => config,
         Err((source, e)) => {
-            let e = Error::internal("the signout service is misconfigured", format!("{source}: {e}"));
+            let e =
+                Error::internal("the signout service is misconfigured", format!("{source}: {e}"));
             return failure(e, format, log);
         }
     };
@@ -99,7 +106,10 @@ pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
     let settings = match config.settings(&request.server.host_path()) {
         Ok(s) => s,
         Err(e) => {
-            let e = Error::internal("the signout service is misconfigured", format!("{}: {e}", config.source));
+            let e = Error::internal(
+                "the signout service is misconfigured",
+                format!("{}: {e}", config.source),
+            );
             return failure(e, format, log);
         }
     };
@@ -151,7 +161,13 @@ pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
 
 /// The whole program: CGI when `GATEWAY_INTERFACE` is set (argv is then never read: Apache
 /// passes query words as arguments), else the command line.
-pub fn run(env: &Env, args: &[String], stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+pub fn run(
+    env: &Env,
+    args: &[String],
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
     if env.is_set("GATEWAY_INTERFACE") {
         let (mut served, format) = serve(env, stdin);
         // Durable before the response goes out (§9).

@@ -26,9 +26,11 @@ impl LogLine {
     pub fn render(&self) -> String {
         let mut out = String::from("dacs_signout:");
         for (key, value) in &self.fields {
-            let clean: String = value.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            let clean: String =
+                value.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
             if clean.is_empty() || clean.contains([' ', '"', '=', '\\']) {
-                let _ = write!(out, " {key}=\"{}\"", clean.replace('\\', "\\\\").replace('"', "\\\""));
+                let _ =
+                    write!(out, " {key}=\"{}\"", clean.replace('\\', "\\\\").replace('"', "\\\""));
             } else {
                 let _ = write!(out, " {key}={clean}");
             }

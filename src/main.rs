@@ -43,9 +43,16 @@ mod sigpipe {
 extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     sigpipe::ignore();
     let env = Env::from_os(std::env::vars_os());
-    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> =
+        std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let mut stdout = io::stdout().lock();
-    let code = dacs_signout::run(&env, &args, &mut io::stdin().lock(), &mut stdout, &mut io::stderr().lock());
+    let code = dacs_signout::run(
+        &env,
+        &args,
+        &mut io::stdin().lock(),
+        &mut stdout,
+        &mut io::stderr().lock(),
+    );
     // std's runtime would flush stdout at exit; without it, flush here (a failure changes
     // nothing: the CGI path has already flushed and reported its own write errors).
     let _ = stdout.flush();

@@ -57,7 +57,8 @@ fn decode(raw: &[u8]) -> Result<String, Error> {
         Cow::Borrowed(raw)
     };
     let bytes: Vec<u8> = percent_decode(&plus_free).collect();
-    String::from_utf8(bytes).map_err(|_| Error::bad_request("an argument is not valid UTF-8 after decoding"))
+    String::from_utf8(bytes)
+        .map_err(|_| Error::bad_request("an argument is not valid UTF-8 after decoding"))
 }
 
 /// An argument name made safe for an error message: at most 40 characters, no controls.

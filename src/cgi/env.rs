@@ -16,7 +16,10 @@ pub struct Env {
 
 impl Env {
     pub fn from_os(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Env {
-        let vars = vars.into_iter().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_vec()))).collect();
+        let vars = vars
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_vec())))
+            .collect();
         Env { vars }
     }
 
@@ -37,9 +40,9 @@ impl Env {
     /// A value that must be clean text: not UTF-8 or holding a control character is a 400.
     pub fn text(&self, name: &str) -> Result<Option<&str>, Error> {
         let Some(raw) = self.raw(name) else { return Ok(None) };
-        clean_text(raw)
-            .map(Some)
-            .ok_or_else(|| Error::bad_request(format!("the {name} variable is not clean UTF-8 text")))
+        clean_text(raw).map(Some).ok_or_else(|| {
+            Error::bad_request(format!("the {name} variable is not clean UTF-8 text"))
+        })
     }
 
     /// A value that only feeds logging or an optional feature: anything unclean is ignored.

@@ -143,15 +143,12 @@ fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
         return Err(Error::new(Kind::PayloadTooLarge, "the request body is larger than 64 KiB"));
     }
     let mut buffer = Vec::with_capacity(length);
-    body.take(length as u64)
-        .read_to_end(&mut buffer)
-        .map_err(|e| Error::bad_request("the request body could not be read").with_detail(e.to_string()))?;
+    body.take(length as u64).read_to_end(&mut buffer).map_err(|e| {
+        Error::bad_request("the request body could not be read").with_detail(e.to_string())
+    })?;
     if buffer.len() < length {
-        return Err(Error::bad_request("the request body is shorter than CONTENT_LENGTH").with_detail(format!(
-            "read {} of {} bytes",
-            buffer.len(),
-            length
-        )));
+        return Err(Error::bad_request("the request body is shorter than CONTENT_LENGTH")
+            .with_detail(format!("read {} of {} bytes", buffer.len(), length)));
     }
     Ok(buffer)
 }
@@ -195,7 +192,9 @@ fn fetch_metadata(env: &Env) -> FetchMetadata {
 }
 
 fn server(env: &Env) -> Server {
-    let https = env.soft("HTTPS").is_some_and(|v| ["on", "1", "yes"].iter().any(|t| v.eq_ignore_ascii_case(t)));
+    let https = env
+        .soft("HTTPS")
+        .is_some_and(|v| ["on", "1", "yes"].iter().any(|t| v.eq_ignore_ascii_case(t)));
     Server {
         https,
         name: env.soft("SERVER_NAME").filter(|n| valid_host(n)).map(str::to_owned),
@@ -238,7 +237,8 @@ mod tests {
         let post = ("REQUEST_METHOD", "POST");
         let short = read(&[post, form, ("CONTENT_LENGTH", "100")], b"a=1").unwrap_err();
         assert_eq!(short.status().0, 400);
-        let huge = read(&[post, form, ("CONTENT_LENGTH", "99999999999999999999999")], b"").unwrap_err();
+        let huge =
+            read(&[post, form, ("CONTENT_LENGTH", "99999999999999999999999")], b"").unwrap_err();
         assert_eq!(huge.status().0, 413);
         let bad = read(&[post, form, ("CONTENT_LENGTH", "-1")], b"").unwrap_err();
         assert_eq!(bad.status().0, 400);
@@ -253,7 +253,8 @@ mod tests {
 
     #[test]
     fn origin_omits_default_ports() {
-        let mut server = Server { name: Some("ex.org".into()), port: Some(80), ..Server::default() };
+        let mut server =
+            Server { name: Some("ex.org".into()), port: Some(80), ..Server::default() };
         assert_eq!(server.origin().unwrap(), "http://ex.org");
         server.https = true;
         assert_eq!(server.origin().unwrap(), "https://ex.org:80");

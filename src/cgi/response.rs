@@ -17,7 +17,10 @@ impl Response {
         Response {
             status,
             reason,
-            headers: vec![("Cache-Control", "no-store".to_owned()), ("X-Content-Type-Options", "nosniff".to_owned())],
+            headers: vec![
+                ("Cache-Control", "no-store".to_owned()),
+                ("X-Content-Type-Options", "nosniff".to_owned()),
+            ],
             body: Vec::new(),
         }
     }
@@ -32,7 +35,8 @@ impl Response {
     /// line of defence against header injection.
     pub fn to_bytes(&self, head_only: bool) -> Result<Vec<u8>, Error> {
         // One allocation of the exact size: a signout's header block is mostly Set-Cookie lines.
-        let head: usize = self.headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum();
+        let head: usize =
+            self.headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum();
         let mut out = Vec::with_capacity(32 + self.reason.len() + head + 2 + self.body.len());
         out.extend_from_slice(format!("Status: {} {}\r\n", self.status, self.reason).as_bytes());
         for (name, value) in &self.headers {
@@ -61,7 +65,8 @@ impl Response {
 /// that holds a C0 byte, DEL or a `C2` lead byte.
 fn has_control(value: &str) -> bool {
     let bytes = value.as_bytes();
-    let suspect = bytes.iter().fold(false, |seen, &b| seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2));
+    let suspect =
+        bytes.iter().fold(false, |seen, &b| seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2));
     suspect
         && (bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
             || bytes.windows(2).any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])))

@@ -111,7 +111,9 @@ impl Config {
         let source = Source::File(path.to_owned());
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) => return Err((source, ConfigError::general(format!("cannot read the file: {e}")))),
+            Err(e) => {
+                return Err((source, ConfigError::general(format!("cannot read the file: {e}"))));
+            }
         };
         Config::parse(&text, source.clone()).map_err(|e| (source, e))
     }
@@ -132,7 +134,10 @@ impl Config {
             if e.line.is_none() {
                 e.message = match jurisdiction.and_then(|s| s.uri.as_deref()) {
                     Some(uri) => format!("{} (Jurisdiction {uri})", e.message),
-                    None => format!("{} (Default section; no Jurisdiction uri matches {host_path:?})", e.message),
+                    None => format!(
+                        "{} (Default section; no Jurisdiction uri matches {host_path:?})",
+                        e.message
+                    ),
                 };
             }
             e
@@ -161,8 +166,11 @@ impl Config {
     /// `Default` alone when there is none), with regular expressions compiled.
     pub fn check(&self) -> Vec<ConfigError> {
         let mut problems = Vec::new();
-        let mut check = |jurisdiction: Option<&Section>| match Settings::from_sections(&self.default, jurisdiction)
-            .and_then(|s| s.compile_check())
+        let mut check = |jurisdiction: Option<&Section>| match Settings::from_sections(
+            &self.default,
+            jurisdiction,
+        )
+        .and_then(|s| s.compile_check())
         {
             Ok(()) => {}
             Err(e) if problems.contains(&e) => {}
@@ -193,7 +201,9 @@ fn uri_matches(uri: &str, host_path: &str) -> bool {
     if uri_host != host || !path.starts_with(&uri_path) {
         return false;
     }
-    uri_path.is_empty() || uri_path.ends_with('/') || matches!(path.as_bytes().get(uri_path.len()), None | Some(b'/'))
+    uri_path.is_empty()
+        || uri_path.ends_with('/')
+        || matches!(path.as_bytes().get(uri_path.len()), None | Some(b'/'))
 }
 
 #[cfg(test)]
@@ -229,6 +239,9 @@ JURISDICTION_NAME "DEEP"
         let demo = Config::demo();
         assert!(demo.check().is_empty());
         let s = demo.settings("").unwrap();
-        assert_eq!((s.federation_name.as_str(), s.cookie.domain.clone(), s.cookie.secure), ("DEMO", None, false));
+        assert_eq!(
+            (s.federation_name.as_str(), s.cookie.domain.clone(), s.cookie.secure),
+            ("DEMO", None, false)
+        );
     }
 }

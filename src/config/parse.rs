@@ -67,7 +67,8 @@ impl Lines<'_> {
     fn at(&mut self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());
         if offset >= self.offset {
-            self.line += self.text.as_bytes()[self.offset..offset].iter().filter(|&&b| b == b'\n').count();
+            self.line +=
+                self.text.as_bytes()[self.offset..offset].iter().filter(|&&b| b == b'\n').count();
         } else {
             self.line = 1 + self.text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
         }
@@ -90,16 +91,24 @@ pub fn sections(text: &str) -> Result<(Section, Vec<Section>), ConfigError> {
     loop {
         let start = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| {
-            ConfigError::at(lines.at(reader.error_position() as usize), format!("not well-formed XML: {e}"))
+            ConfigError::at(
+                lines.at(reader.error_position() as usize),
+                format!("not well-formed XML: {e}"),
+            )
         })?;
         let line = lines.at(start);
         // Inside a section, text, CDATA and entity references are the directive lines.
         if let Some((_, buffer, _)) = open.as_mut() {
             let decoded = match &event {
-                Event::Text(t) => Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?),
-                Event::CData(t) => Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?),
+                Event::Text(t) => {
+                    Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?)
+                }
+                Event::CData(t) => {
+                    Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?)
+                }
                 Event::GeneralRef(r) => {
-                    let c = resolve(r).ok_or_else(|| ConfigError::at(line, "unknown entity reference"))?;
+                    let c = resolve(r)
+                        .ok_or_else(|| ConfigError::at(line, "unknown entity reference"))?;
                     buffer.push(c);
                     continue;
                 }
@@ -115,15 +124,24 @@ pub fn sections(text: &str) -> Result<(Section, Vec<Section>), ConfigError> {
             Event::Decl(_) | Event::PI(_) | Event::DocType(_) | Event::Comment(_) => {}
             Event::Text(t) => {
                 if !t.iter().all(u8::is_ascii_whitespace) {
-                    return Err(ConfigError::at(line, "text outside a Default or Jurisdiction section"));
+                    return Err(ConfigError::at(
+                        line,
+                        "text outside a Default or Jurisdiction section",
+                    ));
                 }
             }
             Event::CData(_) | Event::GeneralRef(_) => {
-                return Err(ConfigError::at(line, "text outside a Default or Jurisdiction section"));
+                return Err(ConfigError::at(
+                    line,
+                    "text outside a Default or Jurisdiction section",
+                ));
             }
             Event::Start(e) | Event::Empty(e) if open.is_some() => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                return Err(ConfigError::at(line, format!("unexpected element <{name}> inside a section")));
+                return Err(ConfigError::at(
+                    line,
+                    format!("unexpected element <{name}> inside a section"),
+                ));
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
@@ -137,10 +155,16 @@ pub fn sections(text: &str) -> Result<(Section, Vec<Section>), ConfigError> {
                         if is_empty {
                             default = Some(section);
                         } else {
-                            open = Some((section, String::new(), lines.at(reader.buffer_position() as usize)));
+                            open = Some((
+                                section,
+                                String::new(),
+                                lines.at(reader.buffer_position() as usize),
+                            ));
                         }
                     }
-                    (true, b"Default") => return Err(ConfigError::at(line, "a second Default section")),
+                    (true, b"Default") => {
+                        return Err(ConfigError::at(line, "a second Default section"));
+                    }
                     (true, b"Jurisdiction") => {
                         let uri = e
                             .try_get_attribute("uri")
@@ -148,12 +172,21 @@ pub fn sections(text: &str) -> Result<(Section, Vec<Section>), ConfigError> {
                             .flatten()
                             .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
                             .filter(|v| !v.is_empty())
-                            .ok_or_else(|| ConfigError::at(line, "a Jurisdiction section needs a uri attribute"))?;
+                            .ok_or_else(|| {
+                                ConfigError::at(
+                                    line,
+                                    "a Jurisdiction section needs a uri attribute",
+                                )
+                            })?;
                         let section = Section { uri: Some(uri), line, directives: Vec::new() };
                         if is_empty {
                             jurisdictions.push(section);
                         } else {
-                            open = Some((section, String::new(), lines.at(reader.buffer_position() as usize)));
+                            open = Some((
+                                section,
+                                String::new(),
+                                lines.at(reader.buffer_position() as usize),
+                            ));
                         }
                     }
                     (_, name) => {
@@ -215,7 +248,8 @@ pub fn directive(raw: &str, line: usize) -> Result<Option<Directive>, ConfigErro
     if text.is_empty() || text.starts_with('#') {
         return Ok(None);
     }
-    let name_end = text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len());
+    let name_end =
+        text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len());
     let (name, rest) = text.split_at(name_end);
     if name.is_empty() {
         return Err(ConfigError::at(line, "expected a directive: NAME \"value\""));
@@ -227,18 +261,30 @@ pub fn directive(raw: &str, line: usize) -> Result<Option<Directive>, ConfigErro
     if value.len() == rest.len() || !value.starts_with('"') {
         return Err(ConfigError::at(
             line,
-            format!("{name}: only a double-quoted literal value is supported (DACS expressions are not)"),
+            format!(
+                "{name}: only a double-quoted literal value is supported (DACS expressions are not)"
+            ),
         ));
     }
     let mut chars = value[1..].char_indices();
     let mut out = String::new();
     let tail = loop {
         match chars.next() {
-            None => return Err(ConfigError::at(line, format!("{name}: the quoted value is not closed"))),
+            None => {
+                return Err(ConfigError::at(
+                    line,
+                    format!("{name}: the quoted value is not closed"),
+                ));
+            }
             Some((i, '"')) => break &value[1 + i + 1..],
             Some((_, '\\')) => match chars.next() {
                 Some((_, c @ ('"' | '\\'))) => out.push(c),
-                _ => return Err(ConfigError::at(line, format!("{name}: only \\\" and \\\\ escapes are supported"))),
+                _ => {
+                    return Err(ConfigError::at(
+                        line,
+                        format!("{name}: only \\\" and \\\\ escapes are supported"),
+                    ));
+                }
             },
             Some((_, c)) => out.push(c),
         }
@@ -261,7 +307,15 @@ mod tests {
         let d = directive(r#"SIGNOUT_HANDLER "message say \"bye\" \\o/""#, 1).unwrap().unwrap();
         assert_eq!(d.value, r#"message say "bye" \o/"#);
         assert_eq!(directive("   # comment", 1).unwrap(), None);
-        for bad in [r#"X ${Conf::A}"#, r#"X "open"#, r#"X "a" b"#, r#"X"#, r#""v""#, r#"X "\n""#, r#"X"a""#] {
+        for bad in [
+            r#"X ${Conf::A}"#,
+            r#"X "open"#,
+            r#"X "a" b"#,
+            r#"X"#,
+            r#""v""#,
+            r#"X "\n""#,
+            r#"X"a""#,
+        ] {
             let e = directive(bad, 7).unwrap_err();
             assert_eq!(e.line, Some(7), "{bad}");
         }
@@ -280,11 +334,15 @@ mod tests {
 
     #[test]
     fn structural_errors_name_a_line() {
-        let e = sections("<Configuration>\n<Default>\nX \"1\"\n<Bad/>\n</Default></Configuration>").unwrap_err();
+        let e = sections("<Configuration>\n<Default>\nX \"1\"\n<Bad/>\n</Default></Configuration>")
+            .unwrap_err();
         assert_eq!(e.line, Some(4));
-        let e = sections("<Configuration>\n<Default>\nX \"1\"\nY oops\n</Default></Configuration>").unwrap_err();
+        let e = sections("<Configuration>\n<Default>\nX \"1\"\nY oops\n</Default></Configuration>")
+            .unwrap_err();
         assert_eq!(e.line, Some(4));
-        assert!(sections("<Configuration>\n<Jurisdiction>\n</Jurisdiction></Configuration>").is_err());
+        assert!(
+            sections("<Configuration>\n<Jurisdiction>\n</Jurisdiction></Configuration>").is_err()
+        );
         assert!(sections("<Configuration><Default>").is_err());
         assert!(sections("").is_err());
         assert!(sections("<Other/>").is_err());

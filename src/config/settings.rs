@@ -118,11 +118,16 @@ fn clear_site_data(value: &str) -> Option<Option<String>> {
 }
 
 impl Settings {
-    pub fn from_sections(default: &Section, jurisdiction: Option<&Section>) -> Result<Settings, ConfigError> {
+    pub fn from_sections(
+        default: &Section,
+        jurisdiction: Option<&Section>,
+    ) -> Result<Settings, ConfigError> {
         let layers = Layers { default, jurisdiction };
         let name = |directive: &str| -> Result<String, ConfigError> {
             let d = required(&layers, directive)?;
-            is_name(&d.value).then(|| d.value.clone()).ok_or_else(|| invalid(d, "[A-Za-z0-9][A-Za-z0-9_-]*"))
+            is_name(&d.value)
+                .then(|| d.value.clone())
+                .ok_or_else(|| invalid(d, "[A-Za-z0-9][A-Za-z0-9_-]*"))
         };
         let federation_name = name("FEDERATION_NAME")?;
         let jurisdiction_name = name("JURISDICTION_NAME")?;
@@ -136,7 +141,11 @@ impl Settings {
             }
             Some(d) => return Err(invalid(d, "a domain name")),
             None if no_domain => None,
-            None => return Err(ConfigError::general("FEDERATION_DOMAIN is required unless COOKIE_NO_DOMAIN is yes")),
+            None => {
+                return Err(ConfigError::general(
+                    "FEDERATION_DOMAIN is required unless COOKIE_NO_DOMAIN is yes",
+                ));
+            }
         };
         let path = layers.parsed(
             "COOKIE_PATH",
@@ -159,8 +168,12 @@ impl Settings {
             },
             "case, nocase or default",
         )?;
-        let cookie_syntax =
-            layers.parsed("COOKIE_SYNTAX", CookieSyntax::default(), |v| v.parse().ok(), "a COOKIE_SYNTAX name")?;
+        let cookie_syntax = layers.parsed(
+            "COOKIE_SYNTAX",
+            CookieSyntax::default(),
+            |v| v.parse().ok(),
+            "a COOKIE_SYNTAX name",
+        )?;
         let signout_handler = match layers.get("SIGNOUT_HANDLER") {
             None => None,
             Some(d) => Some(
@@ -176,8 +189,12 @@ impl Settings {
                     .map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER_ALLOW: {why}")))
             })
             .collect::<Result<_, _>>()?;
-        let cross_site =
-            layers.parsed("SIGNOUT_CROSS_SITE", CrossSite::default(), |v| v.parse().ok(), "navigate, deny or allow")?;
+        let cross_site = layers.parsed(
+            "SIGNOUT_CROSS_SITE",
+            CrossSite::default(),
+            |v| v.parse().ok(),
+            "navigate, deny or allow",
+        )?;
         let clear_site_data = layers.parsed(
             "CLEAR_SITE_DATA",
             None,
@@ -203,12 +220,14 @@ impl Settings {
     pub fn compile_check(&self) -> Result<(), ConfigError> {
         for rule in &self.allow {
             if let AllowRule::Regex(source) = rule {
-                AllowRule::compile(source)
-                    .map_err(|e| ConfigError::general(format!("SIGNOUT_HANDLER_ALLOW re:{source}: {e}")))?;
+                AllowRule::compile(source).map_err(|e| {
+                    ConfigError::general(format!("SIGNOUT_HANDLER_ALLOW re:{source}: {e}"))
+                })?;
             }
         }
         if let Some(map) = &self.relay.username_map {
-            regex::Regex::new(&map.pattern).map_err(|e| ConfigError::general(format!("RELAY_USERNAME_MAP: {e}")))?;
+            regex::Regex::new(&map.pattern)
+                .map_err(|e| ConfigError::general(format!("RELAY_USERNAME_MAP: {e}")))?;
         }
         Ok(())
     }
@@ -216,7 +235,10 @@ impl Settings {
 
 impl RelaySettings {
     /// The relay directives of `Default`, overridden by a `Jurisdiction` section's.
-    pub fn of(default: &Section, jurisdiction: Option<&Section>) -> Result<RelaySettings, ConfigError> {
+    pub fn of(
+        default: &Section,
+        jurisdiction: Option<&Section>,
+    ) -> Result<RelaySettings, ConfigError> {
         relay(&Layers { default, jurisdiction })
     }
 }
@@ -225,7 +247,11 @@ fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
     let base_url = match layers.get("IDMS_BASE_API_URL") {
         None => None,
         Some(d) => match url::Url::parse(&d.value) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none() => {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.username().is_empty()
+                    && u.password().is_none() =>
+            {
                 Some(d.value.clone())
             }
             _ => return Err(invalid(d, "an http or https URL without credentials")),
@@ -247,8 +273,12 @@ fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
         |v| {
             let (pattern, replacement) = v.split_once("=>")?;
             let pattern = pattern.trim();
-            (!pattern.is_empty())
-                .then(|| Some(UsernameMap { pattern: pattern.to_owned(), replacement: replacement.trim().to_owned() }))
+            (!pattern.is_empty()).then(|| {
+                Some(UsernameMap {
+                    pattern: pattern.to_owned(),
+                    replacement: replacement.trim().to_owned(),
+                })
+            })
         },
         "REGEX => REPLACEMENT",
     )?;
@@ -257,10 +287,25 @@ fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
         base_url,
         token_env,
         username_map,
-        timeout_secs: layers.parsed("RELAY_TIMEOUT_SECS", 15, seconds, "a positive number of seconds")?,
-        spool_dir: layers.parsed("RELAY_SPOOL_DIR", "/var/spool/dacs-signout".to_owned(), path, "a directory")?,
+        timeout_secs: layers.parsed(
+            "RELAY_TIMEOUT_SECS",
+            15,
+            seconds,
+            "a positive number of seconds",
+        )?,
+        spool_dir: layers.parsed(
+            "RELAY_SPOOL_DIR",
+            "/var/spool/dacs-signout".to_owned(),
+            path,
+            "a directory",
+        )?,
         log: layers.parsed("RELAY_LOG", None, |v| path(v).map(Some), "a file")?,
-        max_age_secs: layers.parsed("RELAY_MAX_AGE_SECS", 86_400, seconds, "a positive number of seconds")?,
+        max_age_secs: layers.parsed(
+            "RELAY_MAX_AGE_SECS",
+            86_400,
+            seconds,
+            "a positive number of seconds",
+        )?,
     })
 }
 
@@ -273,7 +318,8 @@ mod tests {
         Config::parse(&text, Source::BuiltIn).unwrap().settings("")
     }
 
-    const BASE: &str = "FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\nFEDERATION_DOMAIN \"ex.org\"";
+    const BASE: &str =
+        "FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\nFEDERATION_DOMAIN \"ex.org\"";
 
     #[test]
     fn defaults() {
@@ -309,7 +355,10 @@ mod tests {
     fn required_directives() {
         assert!(settings("JURISDICTION_NAME \"J\"\nFEDERATION_DOMAIN \"x\"").is_err());
         assert!(settings("FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"").is_err());
-        assert!(settings("FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\nCOOKIE_NO_DOMAIN \"yes\"").is_ok());
+        assert!(
+            settings("FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\nCOOKIE_NO_DOMAIN \"yes\"")
+                .is_ok()
+        );
     }
 
     #[test]

@@ -72,7 +72,9 @@ pub struct CookieAttributes {
 /// ```
 pub fn set_cookie(name: &str, attrs: &CookieAttributes, syntax: CookieSyntax) -> String {
     let (lead, [path, domain, secure]) = match syntax {
-        CookieSyntax::Rfc6265 => ("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT", ["Path", "Domain", "Secure"]),
+        CookieSyntax::Rfc6265 => {
+            ("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT", ["Path", "Domain", "Secure"])
+        }
         CookieSyntax::Netscape | CookieSyntax::ExtNetscape => {
             ("; expires=Thu, 01-Jan-1970 00:00:01 GMT", ["path", "domain", "secure"])
         }

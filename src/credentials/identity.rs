@@ -85,9 +85,15 @@ pub fn is_username(text: &str) -> bool {
     if text.is_ascii() {
         // The same test on bytes: ASCII white space and controls are all <= 0x20, and DEL.
         return !text.is_empty()
-            && !text.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'=' || b == b';' || b == b',');
+            && !text
+                .bytes()
+                .any(|b| b <= b' ' || b == 0x7f || b == b'=' || b == b';' || b == b',');
     }
-    !text.chars().any(|c| matches!(c, '=' | ';' | ',' | '\u{fffe}' | '\u{ffff}') || c.is_whitespace() || c.is_control())
+    !text.chars().any(|c| {
+        matches!(c, '=' | ';' | ',' | '\u{fffe}' | '\u{ffff}')
+            || c.is_whitespace()
+            || c.is_control()
+    })
 }
 
 #[cfg(test)]
@@ -107,10 +113,16 @@ mod tests {
     fn ascii_usernames_are_judged_as_chars_are() {
         for b in 0..=0x7fu8 {
             let c = char::from(b);
-            let by_chars = !(c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control());
+            let by_chars =
+                !(c == '=' || c == ';' || c == ',' || c.is_whitespace() || c.is_control());
             assert_eq!(is_username(&format!("a{c}b")), by_chars, "{b:#04x}");
         }
-        assert!(!is_username("") && is_username("ünï") && !is_username("a\u{85}b") && !is_username("a\u{3000}b"));
+        assert!(
+            !is_username("")
+                && is_username("ünï")
+                && !is_username("a\u{85}b")
+                && !is_username("a\u{3000}b")
+        );
     }
 
     #[test]
@@ -133,7 +145,10 @@ mod tests {
 
     #[test]
     fn selection_cookie_is_not_a_credential() {
-        assert_eq!(CookieName::parse("DACS:F:::SELECTED"), Some(CookieName::Selection { federation: "F" }));
+        assert_eq!(
+            CookieName::parse("DACS:F:::SELECTED"),
+            Some(CookieName::Selection { federation: "F" })
+        );
         assert_eq!(CookieName::parse("DACS:F:::OTHER"), None);
         assert_eq!(CookieName::parse("DACS::::SELECTED"), None);
     }

@@ -22,7 +22,8 @@ impl Filter {
 
     fn matches(&self, id: &Identity, compare: NameCompare) -> bool {
         let username_ok = self.username.as_deref().is_none_or(|u| compare.eq(u, id.username));
-        let jurisdiction_ok = self.jurisdiction.as_deref().is_none_or(|j| compare.eq(j, id.jurisdiction));
+        let jurisdiction_ok =
+            self.jurisdiction.as_deref().is_none_or(|j| compare.eq(j, id.jurisdiction));
         username_ok && jurisdiction_ok
     }
 }
@@ -48,8 +49,14 @@ impl<'a> Selection<'a> {
     /// Sorts the current federation's credentials in `cookie_header` into removed and
     /// remaining. Foreign, malformed and non-UTF-8 pairs are ignored; a name sent twice (the
     /// same cookie under two paths) counts once.
-    pub fn select(cookie_header: &'a [u8], federation: &str, filter: &Filter, compare: NameCompare) -> Selection<'a> {
-        let mut selection = Selection { full_signout: filter.is_full_signout(), ..Selection::default() };
+    pub fn select(
+        cookie_header: &'a [u8],
+        federation: &str,
+        filter: &Filter,
+        compare: NameCompare,
+    ) -> Selection<'a> {
+        let mut selection =
+            Selection { full_signout: filter.is_full_signout(), ..Selection::default() };
         // Sized once, for every pair (a credential pair takes at least 12 bytes): growing it
         // cost more than the lookups (BENCHMARKS.md).
         let pairs = memchr::memchr_iter(b';', cookie_header).count() + 1;

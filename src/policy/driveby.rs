@@ -45,7 +45,8 @@ pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<(), Error> {
         return Ok(());
     }
     // Top-level: a frame navigates too, but with `Sec-Fetch-Dest: iframe`.
-    let navigation = fetch.mode.as_deref() == Some("navigate") && fetch.dest.as_deref().is_none_or(|d| d == "document");
+    let navigation = fetch.mode.as_deref() == Some("navigate")
+        && fetch.dest.as_deref().is_none_or(|d| d == "document");
     if mode == CrossSite::Deny || !navigation {
         return Err(Error::new(Kind::Forbidden, "a signout cannot be started by another site"));
     }
@@ -78,7 +79,9 @@ mod tests {
         let prefetch = meta(Some("same-origin"), Some("navigate"), Some("prefetch;prerender"));
         let script = meta(None, None, None);
         use CrossSite::*;
-        for (m, img_ok, link_ok) in [(Navigate, false, true), (Deny, false, false), (Allow, true, true)] {
+        for (m, img_ok, link_ok) in
+            [(Navigate, false, true), (Deny, false, false), (Allow, true, true)]
+        {
             assert_eq!(check(&img, m).is_ok(), img_ok, "{m:?} img");
             assert_eq!(check(&link, m).is_ok(), link_ok, "{m:?} link");
             assert!(check(&own, m).is_ok());

@@ -20,7 +20,8 @@ pub enum HandlerDirective {
 
 impl HandlerDirective {
     pub fn parse(value: &str) -> Result<HandlerDirective, String> {
-        let (keyword, rest) = value.trim().split_once(char::is_whitespace).unwrap_or((value.trim(), ""));
+        let (keyword, rest) =
+            value.trim().split_once(char::is_whitespace).unwrap_or((value.trim(), ""));
         let rest = rest.trim();
         if rest.is_empty() {
             return Err("expected url URL, file PATH or message TEXT".into());
@@ -32,7 +33,9 @@ impl HandlerDirective {
                 let absolute = rest.starts_with('/') || Url::parse(rest).is_ok();
                 match vet(rest, Some("https://origin.invalid")) {
                     Ok(_) if absolute => Ok(HandlerDirective::Url(rest.to_owned())),
-                    Ok(_) => Err(format!("{rest:?} is not an http(s) URL or a path starting with /")),
+                    Ok(_) => {
+                        Err(format!("{rest:?} is not an http(s) URL or a path starting with /"))
+                    }
                     Err(why) => Err(format!("{rest:?} is refused ({})", why.as_str())),
                 }
             }
@@ -80,7 +83,9 @@ impl AllowRule {
             || !url.username().is_empty()
             || url.password().is_some()
         {
-            return Err(format!("{value:?} must be an http(s) origin or URL prefix without user-info"));
+            return Err(format!(
+                "{value:?} must be an http(s) origin or URL prefix without user-info"
+            ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(format!("{value:?} must not have a query or fragment"));
@@ -107,7 +112,8 @@ impl AllowRule {
                 let path = url.path();
                 own_origin == Some(url.origin().ascii_serialization().as_str())
                     && path.starts_with(prefix.as_str())
-                    && (prefix.ends_with('/') || matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+                    && (prefix.ends_with('/')
+                        || matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
             }
             AllowRule::Regex(source) => AllowRule::compile(source)?.is_match(url.as_str()),
         })
@@ -219,7 +225,8 @@ pub fn allowed(
 /// ```
 pub fn location(mut url: Url, federation: &str, jurisdiction: &str) -> String {
     // Federation and jurisdiction names are [A-Za-z0-9_-]: nothing to encode.
-    let dacs = format!("DACS_VERSION=1.4&DACS_FEDERATION={federation}&DACS_JURISDICTION={jurisdiction}");
+    let dacs =
+        format!("DACS_VERSION=1.4&DACS_FEDERATION={federation}&DACS_JURISDICTION={jurisdiction}");
     let query = match url.query() {
         Some(q) if !q.is_empty() => format!("{q}&{dacs}"),
         _ => dacs,
@@ -286,7 +293,10 @@ mod tests {
             "/local/",
             "re:https://x\\.example\\.org/done\\?.*",
         ]);
-        assert_eq!(check("https://sso.example.org/anything?q=1", &r).unwrap(), "https://sso.example.org/anything?q=1");
+        assert_eq!(
+            check("https://sso.example.org/anything?q=1", &r).unwrap(),
+            "https://sso.example.org/anything?q=1"
+        );
         assert!(check("https://apps.example.org/bye/now", &r).is_ok());
         assert!(check("/local/page", &r).is_ok());
         assert_eq!(check("/local/../local/x", &r).unwrap(), "https://portal.example.org/local/x");

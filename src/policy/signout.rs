@@ -39,16 +39,28 @@ pub struct Decision<'a> {
 
 pub fn decide<'a>(request: &'a Request, settings: &Settings) -> Result<Decision<'a>, Error> {
     driveby::check(&request.fetch, settings.cross_site)?;
-    let filter = Filter { username: request.args.username.clone(), jurisdiction: request.args.jurisdiction.clone() };
-    let selection =
-        Selection::select(&request.cookie_header, &settings.federation_name, &filter, settings.name_compare);
+    let filter = Filter {
+        username: request.args.username.clone(),
+        jurisdiction: request.args.jurisdiction.clone(),
+    };
+    let selection = Selection::select(
+        &request.cookie_header,
+        &settings.federation_name,
+        &filter,
+        settings.name_compare,
+    );
     let syntax = request.args.cookie_syntax.unwrap_or(settings.cookie_syntax);
-    let set_cookies = selection.expired_names().map(|name| set_cookie(name, &settings.cookie, syntax)).collect();
+    let set_cookies =
+        selection.expired_names().map(|name| set_cookie(name, &settings.cookie, syntax)).collect();
     let (page, handler_note) = page(request, settings, !selection.removed.is_empty())?;
     Ok(Decision { selection, set_cookies, page, handler_note })
 }
 
-fn page(request: &Request, settings: &Settings, removed_any: bool) -> Result<(Page, String), Error> {
+fn page(
+    request: &Request,
+    settings: &Settings,
+    removed_any: bool,
+) -> Result<(Page, String), Error> {
     let asked = request.args.handler.as_deref();
     let configured = settings.signout_handler.as_ref();
     if asked.is_none() && configured.is_none() {
@@ -62,15 +74,27 @@ fn page(request: &Request, settings: &Settings, removed_any: bool) -> Result<(Pa
         return Ok((Page::BuiltIn, "unused-nothing-removed".into()));
     }
     // Normalised (lowercase host, IDNA, default port dropped) as rule origins are.
-    let own_origin =
-        request.server.origin().and_then(|o| Url::parse(&o).ok()).map(|u| u.origin().ascii_serialization());
-    let redirect =
-        |url: Url| Page::Redirect(handler::location(url, &settings.federation_name, &settings.jurisdiction_name));
+    let own_origin = request
+        .server
+        .origin()
+        .and_then(|o| Url::parse(&o).ok())
+        .map(|u| u.origin().ascii_serialization());
+    let redirect = |url: Url| {
+        Page::Redirect(handler::location(
+            url,
+            &settings.federation_name,
+            &settings.jurisdiction_name,
+        ))
+    };
     let mut note = String::new();
     if let Some(candidate) = asked {
-        let verdict = handler::allowed(candidate, &settings.allow, own_origin.as_deref()).map_err(|e| {
-            Error::internal("the signout service is misconfigured", format!("SIGNOUT_HANDLER_ALLOW: {e}"))
-        })?;
+        let verdict =
+            handler::allowed(candidate, &settings.allow, own_origin.as_deref()).map_err(|e| {
+                Error::internal(
+                    "the signout service is misconfigured",
+                    format!("SIGNOUT_HANDLER_ALLOW: {e}"),
+                )
+            })?;
         match verdict {
             Ok(url) => return Ok((redirect(url), "argument".into())),
             Err(refusal) => note = format!("refused-{}/", refusal.as_str()),

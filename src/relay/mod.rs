@@ -59,7 +59,9 @@ pub fn network_usernames<'a>(
     let mut names: Vec<String> = Vec::new();
     for credential in credentials {
         let name = match (&regex, map) {
-            (Some(re), Some(m)) => re.replace(credential.identity.username, m.replacement.as_str()).into_owned(),
+            (Some(re), Some(m)) => {
+                re.replace(credential.identity.username, m.replacement.as_str()).into_owned()
+            }
             _ => credential.identity.username.to_owned(),
         };
         if !name.is_empty() && !names.contains(&name) {
@@ -77,14 +79,15 @@ pub fn plan(
     user_agent: Option<&str>,
     now: u64,
 ) -> Result<Option<Plan>, String> {
-    let valid = url::Url::parse(&endpoint)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none());
+    let valid = url::Url::parse(&endpoint).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none()
+    });
     if !valid {
         // Not echoed: a URL with user-info holds a secret.
         return Err("the hub URL is not an http(s) URL without user-info".into());
     }
-    let names =
-        network_usernames(removed, settings.username_map.as_ref()).map_err(|e| format!("RELAY_USERNAME_MAP: {e}"))?;
+    let names = network_usernames(removed, settings.username_map.as_ref())
+        .map_err(|e| format!("RELAY_USERNAME_MAP: {e}"))?;
     if names.is_empty() {
         return Ok(None);
     }
@@ -92,7 +95,9 @@ pub fn plan(
     let user_agent = user_agent
         .filter(|ua| !ua.is_empty())
         .map_or_else(|| format!("dacs_signout/{}", crate::VERSION), str::to_owned);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let signals = names
         .into_iter()
         .enumerate()
@@ -109,12 +114,20 @@ pub fn plan(
             next_attempt: now,
         })
         .collect();
-    Ok(Some(Plan { signals, spool_dir: PathBuf::from(&settings.spool_dir), log: log_path(settings), spooled: false }))
+    Ok(Some(Plan {
+        signals,
+        spool_dir: PathBuf::from(&settings.spool_dir),
+        log: log_path(settings),
+        spooled: false,
+    }))
 }
 
 /// `RELAY_LOG`, else `relay.log` in the spool.
 pub fn log_path(settings: &RelaySettings) -> PathBuf {
-    settings.log.as_ref().map_or_else(|| Path::new(&settings.spool_dir).join("relay.log"), PathBuf::from)
+    settings
+        .log
+        .as_ref()
+        .map_or_else(|| Path::new(&settings.spool_dir).join("relay.log"), PathBuf::from)
 }
 
 impl Plan {
@@ -126,7 +139,11 @@ impl Plan {
                 self.spooled = true;
                 format!("spooled:{}", self.signals.len())
             }
-            Err(e) => format!("best-effort:{} (spool {} unusable: {e})", self.signals.len(), self.spool_dir.display()),
+            Err(e) => format!(
+                "best-effort:{} (spool {} unusable: {e})",
+                self.signals.len(),
+                self.spool_dir.display()
+            ),
         }
     }
 
@@ -164,30 +181,51 @@ use std::os::unix::process::CommandExt;
 
 /// The bearer token: the configured variable, else `PROFILES_API_BEARER_TOKEN`.
 fn token(env: &Env, name: &str) -> Option<String> {
-    [name, GUIDE_TOKEN_ENV].into_iter().find_map(|n| env.soft(n).filter(|t| !t.is_empty()).map(str::to_owned))
+    [name, GUIDE_TOKEN_ENV]
+        .into_iter()
+        .find_map(|n| env.soft(n).filter(|t| !t.is_empty()).map(str::to_owned))
 }
 
 /// One delivery attempt: the verdict, the HTTP status if there was one, and a log detail.
-pub fn attempt(signal: &Signal, transport: &dyn Transport, env: &Env) -> (Verdict, Option<u16>, String) {
+pub fn attempt(
+    signal: &Signal,
+    transport: &dyn Transport,
+    env: &Env,
+) -> (Verdict, Option<u16>, String) {
     let Some(token) = token(env, &signal.token_env) else {
-        return (Verdict::Retry(format!("no bearer token in ${}", signal.token_env)), None, String::new());
+        return (
+            Verdict::Retry(format!("no bearer token in ${}", signal.token_env)),
+            None,
+            String::new(),
+        );
     };
     let body = signal::body(&signal.user_name, &signal.user_agent);
-    match transport.post(&signal.endpoint, &token, &body, Duration::from_secs(signal.timeout_secs)) {
+    match transport.post(&signal.endpoint, &token, &body, Duration::from_secs(signal.timeout_secs))
+    {
         Err(e) => {
             let e = excerpt(e.as_bytes(), Some(&token));
             (Verdict::Retry(e), None, String::new())
         }
         Ok(reply) => {
             let verdict = signal::judge(reply.status, &reply.body, &signal.user_name);
-            let detail = if verdict == Verdict::Delivered { String::new() } else { excerpt(&reply.body, Some(&token)) };
+            let detail = if verdict == Verdict::Delivered {
+                String::new()
+            } else {
+                excerpt(&reply.body, Some(&token))
+            };
             (verdict, Some(reply.status), detail)
         }
     }
 }
 
 /// One line per attempt: time, network username, outcome, HTTP status, attempt number.
-pub fn log_line(now: u64, signal: &Signal, verdict: &Verdict, status: Option<u16>, detail: &str) -> String {
+pub fn log_line(
+    now: u64,
+    signal: &Signal,
+    verdict: &Verdict,
+    status: Option<u16>,
+    detail: &str,
+) -> String {
     let mut line = crate::log::LogLine::default();
     line.set("time", utc(now))
         .set("user", &signal.user_name)
@@ -232,7 +270,12 @@ pub fn utc(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// What a drain did.
@@ -298,8 +341,9 @@ pub fn drain(
     let now = spool::now();
     for id in spool.waiting()? {
         // A peek, to skip what is not due without claiming it; a stale read is harmless.
-        let peek =
-            std::fs::read(spool.root().join("new").join(format!("{id}.json"))).ok().and_then(|b| Signal::from_json(&b));
+        let peek = std::fs::read(spool.root().join("new").join(format!("{id}.json")))
+            .ok()
+            .and_then(|b| Signal::from_json(&b));
         if let Some(s) = &peek {
             if !force && s.next_attempt > now && !s.expired(now) {
                 counts.not_due += 1;
@@ -309,8 +353,10 @@ pub fn drain(
         match spool.claim(&id)? {
             None => counts.busy += 1,
             Some(claim) if claim.signal.expired(now) && claim.signal.attempts > 0 => {
-                let why =
-                    format!("older than {} s after {} attempts", claim.signal.max_age_secs, claim.signal.attempts);
+                let why = format!(
+                    "older than {} s after {} attempts",
+                    claim.signal.max_age_secs, claim.signal.attempts
+                );
                 append(log, &log_line(now, &claim.signal, &Verdict::Dead(why.clone()), None, ""));
                 counts.dead += 1;
                 spool.bury(claim, &why)?;
@@ -389,10 +435,18 @@ mod tests {
 
     #[test]
     fn usernames_are_mapped_and_deduplicated() {
-        let creds = [cred("EX::A:bob@uni.example"), cred("EX::B:bob@uni.example"), cred("EX::A:amy@other.example")];
-        let map = UsernameMap { pattern: "^([^@]+)@uni\\.example$".into(), replacement: "$1".into() };
+        let creds = [
+            cred("EX::A:bob@uni.example"),
+            cred("EX::B:bob@uni.example"),
+            cred("EX::A:amy@other.example"),
+        ];
+        let map =
+            UsernameMap { pattern: "^([^@]+)@uni\\.example$".into(), replacement: "$1".into() };
         assert_eq!(network_usernames(&creds, Some(&map)).unwrap(), ["bob", "amy@other.example"]);
-        assert_eq!(network_usernames(&creds, None).unwrap(), ["bob@uni.example", "amy@other.example"]);
+        assert_eq!(
+            network_usernames(&creds, None).unwrap(),
+            ["bob@uni.example", "amy@other.example"]
+        );
         let bad = UsernameMap { pattern: "(".into(), replacement: String::new() };
         assert!(network_usernames(&creds, Some(&bad)).is_err());
     }
@@ -409,15 +463,20 @@ mod tests {
             max_age_secs: 60,
         };
         let env = |pairs: &[(&'static str, &'static str)]| Env::from_pairs(pairs.iter().copied());
-        assert_eq!(endpoint(&env(&[]), &settings).unwrap(), "https://conf.example/api/v1/actions/logout/");
         assert_eq!(
-            endpoint(&env(&[("IDMS_BASE_API_URL", "https://env.example/api/v1")]), &settings).unwrap(),
+            endpoint(&env(&[]), &settings).unwrap(),
+            "https://conf.example/api/v1/actions/logout/"
+        );
+        assert_eq!(
+            endpoint(&env(&[("IDMS_BASE_API_URL", "https://env.example/api/v1")]), &settings)
+                .unwrap(),
             "https://env.example/api/v1/actions/logout/"
         );
         let none = RelaySettings { base_url: None, ..settings };
         assert_eq!(endpoint(&env(&[]), &none), None);
         assert_eq!(
-            endpoint(&env(&[("PROFILES_API_URL", "https://profile.hcommons.org/")]), &none).unwrap(),
+            endpoint(&env(&[("PROFILES_API_URL", "https://profile.hcommons.org/")]), &none)
+                .unwrap(),
             "https://profile.hcommons.org/api/v1/actions/logout/"
         );
     }

@@ -30,7 +30,11 @@ pub struct Signal {
 /// assert_eq!(body("john_doe", "Mozilla/5.0 \"x\""), r#"{"user_name":"john_doe","user_agent":"Mozilla/5.0 \"x\""}"#);
 /// ```
 pub fn body(user_name: &str, user_agent: &str) -> String {
-    format!("{{\"user_name\":{},\"user_agent\":{}}}", Value::from(user_name), Value::from(user_agent))
+    format!(
+        "{{\"user_name\":{},\"user_agent\":{}}}",
+        Value::from(user_name),
+        Value::from(user_agent)
+    )
 }
 
 /// `base` + `tail`, with exactly one `/` between.
@@ -62,9 +66,9 @@ impl Verdict {
 pub fn judge(status: u16, body: &[u8], user_name: &str) -> Verdict {
     match status {
         200..=299 => {
-            let echoed = serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v.pointer("/data/user/user").and_then(Value::as_str).map(|u| u == user_name));
+            let echoed = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+                v.pointer("/data/user/user").and_then(Value::as_str).map(|u| u == user_name)
+            });
             match echoed {
                 Some(true) => Verdict::Delivered,
                 Some(false) => Verdict::Dead(format!("HTTP {status} names another user")),
@@ -158,7 +162,10 @@ mod tests {
             assert!(matches!(judge(status, b"{}", "john_doe"), Verdict::Dead(_)));
         }
         for status in [301, 302, 401, 403, 429, 500, 502, 503] {
-            assert!(matches!(judge(status, b"{\"detail\":\"x\"}", "john_doe"), Verdict::Retry(_)), "{status}");
+            assert!(
+                matches!(judge(status, b"{\"detail\":\"x\"}", "john_doe"), Verdict::Retry(_)),
+                "{status}"
+            );
         }
     }
 
@@ -184,7 +191,10 @@ mod tests {
     fn excerpts_are_short_and_redacted() {
         let long = "x".repeat(1000);
         assert_eq!(excerpt(long.as_bytes(), None).len(), 400);
-        assert_eq!(excerpt(b"bad token s3cr3t-token\n", Some("s3cr3t-token")), "bad token [token] ");
+        assert_eq!(
+            excerpt(b"bad token s3cr3t-token\n", Some("s3cr3t-token")),
+            "bad token [token] "
+        );
         let straddling = format!("{}s3cr3t-token", "x".repeat(395));
         assert!(!excerpt(straddling.as_bytes(), Some("s3cr3t-token")).contains("s3cr3t"));
     }
@@ -197,7 +207,10 @@ mod tests {
 
     #[test]
     fn endpoints_join_with_one_slash() {
-        assert_eq!(join("https://h/api/v1/", "actions/logout/"), "https://h/api/v1/actions/logout/");
+        assert_eq!(
+            join("https://h/api/v1/", "actions/logout/"),
+            "https://h/api/v1/actions/logout/"
+        );
         assert_eq!(join("https://h/api/v1", "actions/logout/"), "https://h/api/v1/actions/logout/");
     }
 }

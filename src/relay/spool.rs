@@ -90,7 +90,9 @@ impl Spool {
     /// The ids waiting in `new/`, oldest first (ids start with the creation time).
     pub fn waiting(&self) -> io::Result<Vec<String>> {
         let mut ids: Vec<String> = fs::read_dir(self.dir("new"))?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(str::to_owned))
+            .filter_map(|e| {
+                e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(str::to_owned)
+            })
             .collect();
         ids.sort();
         Ok(ids)
@@ -151,9 +153,14 @@ impl Spool {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
             let Some((file, pid)) = name.rsplit_once('.') else { continue };
-            let alive = pid.parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let alive =
+                pid.parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
             // Another drainer may settle this claim meanwhile: a vanished file is not an error.
-            let Some(age) = entry.metadata().and_then(|m| m.modified()).ok().map(|t| t.elapsed().unwrap_or_default())
+            let Some(age) = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| t.elapsed().unwrap_or_default())
             else {
                 continue;
             };
@@ -198,7 +205,8 @@ fn lost_is_fine(result: io::Result<()>) -> io::Result<()> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -271,7 +279,10 @@ mod tests {
         let root = temp("perm");
         Spool::open(&root).unwrap();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
-        assert_eq!(Spool::open(&root).err().map(|e| e.kind()), Some(io::ErrorKind::PermissionDenied));
+        assert_eq!(
+            Spool::open(&root).err().map(|e| e.kind()),
+            Some(io::ErrorKind::PermissionDenied)
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -13,7 +13,13 @@ pub struct Reply {
 pub trait Transport {
     /// POSTs `body` as JSON with the bearer token. `Err` is a transport failure (refused
     /// connection, timeout, TLS); an HTTP error status is an `Ok(Reply)`.
-    fn post(&self, endpoint: &str, token: &str, body: &str, timeout: Duration) -> Result<Reply, String>;
+    fn post(
+        &self,
+        endpoint: &str,
+        token: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<Reply, String>;
 }
 
 /// `ureq`: blocking and small, rustls with the system's CA store, no redirects followed (a
@@ -21,7 +27,13 @@ pub trait Transport {
 pub struct Http;
 
 impl Transport for Http {
-    fn post(&self, endpoint: &str, token: &str, body: &str, timeout: Duration) -> Result<Reply, String> {
+    fn post(
+        &self,
+        endpoint: &str,
+        token: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<Reply, String> {
         use ureq::tls::{RootCerts, TlsConfig};
         let agent: ureq::Agent = ureq::Agent::config_builder()
             // Never a proxy from the environment: in a CGI, HTTP_PROXY is the request's
@@ -44,7 +56,12 @@ impl Transport for Http {
             .map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         // A body cut short is a transport failure (retried), not an answer to judge.
-        let body = response.body_mut().with_config().limit(64 * 1024).read_to_vec().map_err(|e| e.to_string())?;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
         Ok(Reply { status, body })
     }
 }

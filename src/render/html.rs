@@ -32,7 +32,11 @@ fn document(title: &str, main: &str) -> String {
 }
 
 fn list(out: &mut String, heading: &str, credentials: &[crate::credentials::Credential]) {
-    let _ = writeln!(out, "<h2>{heading}</h2>\n<ul class=\"{}\">", heading.to_ascii_lowercase().replace(' ', "-"));
+    let _ = writeln!(
+        out,
+        "<h2>{heading}</h2>\n<ul class=\"{}\">",
+        heading.to_ascii_lowercase().replace(' ', "-")
+    );
     for c in credentials {
         let _ = writeln!(out, "<li><code>{}</code></li>", escape(&c.identity.to_string()));
     }
@@ -61,7 +65,10 @@ pub fn report_body(report: &Report) -> String {
 }
 
 pub fn redirect_body(location: &str) -> String {
-    let main = format!("<h1>Signed out</h1>\n<p>Continue to <a href=\"{0}\">{0}</a>.</p>\n", escape(location));
+    let main = format!(
+        "<h1>Signed out</h1>\n<p>Continue to <a href=\"{0}\">{0}</a>.</p>\n",
+        escape(location)
+    );
     document("Signed out", &main)
 }
 
@@ -70,7 +77,8 @@ pub fn message_body(text: &str) -> String {
 }
 
 pub fn error_body(code: u16, reason: &str, message: &str) -> String {
-    let main = format!("<h1>{code} {}</h1>\n<p id=\"status\">{}</p>\n", escape(reason), escape(message));
+    let main =
+        format!("<h1>{code} {}</h1>\n<p id=\"status\">{}</p>\n", escape(reason), escape(message));
     document(&format!("{code} {reason}"), &main)
 }
 
@@ -80,7 +88,10 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
         assert!(message_body("<script>").contains("&lt;script&gt;"));
     }
 }

@@ -28,7 +28,8 @@ fn list(out: &mut Vec<u8>, credentials: &[Credential]) {
 pub fn report(report: &Report) -> String {
     // Each credential takes about 60 bytes plus its names.
     let names: usize = report.removed.iter().chain(report.remaining).map(|c| c.name.len()).sum();
-    let mut out = Vec::with_capacity(256 + names + 60 * (report.removed.len() + report.remaining.len()));
+    let mut out =
+        Vec::with_capacity(256 + names + 60 * (report.removed.len() + report.remaining.len()));
     out.extend_from_slice(b"{\"dacs_current_credentials\":{\"federation_name\":");
     string(&mut out, report.federation);
     if let Some(domain) = report.federation_domain {
@@ -69,7 +70,10 @@ mod tests {
 
     #[test]
     fn writes_the_documented_shape_and_escapes() {
-        let credential = |name: &'static str| Credential { name, identity: Identity::parse(&name[5..]).unwrap() };
+        let credential = |name: &'static str| Credential {
+            name,
+            identity: Identity::parse(&name[5..]).unwrap(),
+        };
         let removed = [credential("DACS:EX::J:<b>\"x\\y"), credential("DACS:EX::J:bob")];
         let remaining = [credential("DACS:EX::K:amy")];
         let report = Report {

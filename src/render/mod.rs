@@ -52,10 +52,19 @@ impl FromStr for Format {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Format, Error> {
-        [Format::Html, Format::Xml, Format::XmlSimple, Format::XmlDtd, Format::XmlSchema, Format::Json]
-            .into_iter()
-            .find(|f| f.as_str().eq_ignore_ascii_case(text))
-            .ok_or_else(|| Error::bad_request("FORMAT must be HTML, XML, XMLSIMPLE, XMLDTD, XMLSCHEMA or JSON"))
+        [
+            Format::Html,
+            Format::Xml,
+            Format::XmlSimple,
+            Format::XmlDtd,
+            Format::XmlSchema,
+            Format::Json,
+        ]
+        .into_iter()
+        .find(|f| f.as_str().eq_ignore_ascii_case(text))
+        .ok_or_else(|| {
+            Error::bad_request("FORMAT must be HTML, XML, XMLSIMPLE, XMLDTD, XMLSCHEMA or JSON")
+        })
     }
 }
 
@@ -90,7 +99,12 @@ pub struct Report<'a> {
 
 /// The answer to a signout. `file_page` is the `SIGNOUT_HANDLER "file"` page, read at the
 /// edge; `None` there falls back to the built-in page.
-pub fn answer(decision: &Decision, settings: &Settings, format: Format, file_page: Option<Vec<u8>>) -> Response {
+pub fn answer(
+    decision: &Decision,
+    settings: &Settings,
+    format: Format,
+    file_page: Option<Vec<u8>>,
+) -> Response {
     let report = Report {
         federation: &settings.federation_name,
         jurisdiction: &settings.jurisdiction_name,

@@ -15,7 +15,9 @@ pub fn escape(text: &str) -> String {
 fn root(format: Format, attributes: &str) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     if format == Format::XmlDtd {
-        out.push_str("<!DOCTYPE dacs_current_credentials SYSTEM \"dacs_current_credentials.dtd\">\n");
+        out.push_str(
+            "<!DOCTYPE dacs_current_credentials SYSTEM \"dacs_current_credentials.dtd\">\n",
+        );
     }
     out.push_str("<dacs_current_credentials");
     if format == Format::XmlSchema {
@@ -55,8 +57,11 @@ pub fn report(format: Format, report: &Report) -> String {
 
 pub fn common_status(format: Format, code: u16, message: &str) -> String {
     let mut out = root(format, "");
-    let _ =
-        writeln!(out, "  <common_status context=\"dacs_signout\" code=\"{code}\" message=\"{}\"/>", escape(message));
+    let _ = writeln!(
+        out,
+        "  <common_status context=\"dacs_signout\" code=\"{code}\" message=\"{}\"/>",
+        escape(message)
+    );
     out.push_str("</dacs_current_credentials>\n");
     out
 }

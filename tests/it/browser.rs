@@ -80,8 +80,12 @@ fn start_portal() -> Server {
 
 /// The names of the portal's cookies in the browser's jar, sorted.
 fn portal_cookies(browser: &Browser) -> Vec<String> {
-    let mut names: Vec<String> =
-        browser.jar().into_iter().filter(|c: &Cookie| c.domain == "127.0.0.1").map(|c| c.name).collect();
+    let mut names: Vec<String> = browser
+        .jar()
+        .into_iter()
+        .filter(|c: &Cookie| c.domain == "127.0.0.1")
+        .map(|c| c.name)
+        .collect();
     names.sort();
     names
 }
@@ -97,7 +101,9 @@ fn sign_in(browser: &Browser, server: &Server) {
     browser.click("#signin");
     browser.wait_for_url(&server.url("127.0.0.1", "/signin.html"));
     browser.click("#back");
-    browser.wait_for("the portal to show alice", |b| b.page_source().contains("Signed in: DACS:").then_some(()));
+    browser.wait_for("the portal to show alice", |b| {
+        b.page_source().contains("Signed in: DACS:").then_some(())
+    });
     assert_signed_in(browser, "after signing in");
 }
 
@@ -127,9 +133,15 @@ fn a_browser_signs_out_and_a_drive_by_does_not() {
     let landed = browser.wait_for_url(&server.url("127.0.0.1", "/handler.html"));
     assert_eq!(landed, server.url("127.0.0.1", &format!("/handler.html?{DACS_ARGS}")));
     assert!(browser.page_source().contains("You have signed out"));
-    assert_eq!(portal_cookies(&browser), ["theme"], "the credentials are gone, the unrelated cookie stays");
+    assert_eq!(
+        portal_cookies(&browser),
+        ["theme"],
+        "the credentials are gone, the unrelated cookie stays"
+    );
     browser.goto(&server.url("127.0.0.1", "/"));
-    browser.wait_for("the portal to show no credentials", |b| b.page_source().contains("Not signed in").then_some(()));
+    browser.wait_for("the portal to show no credentials", |b| {
+        b.page_source().contains("Not signed in").then_some(())
+    });
     browser.screenshot(&shots.join("portal-signed-out.png"));
 
     // A handler on another host is not followed: the built-in page, on the program's origin.

@@ -28,7 +28,8 @@ fn check_config_names_the_line_and_lists_unknown_directives() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("unknown directives (ignored):"), "{out}");
     assert!(
-        out.contains("line 6: AUTH_CREDENTIALS_DEFAULT_LIFETIME_SECS") && out.contains("line 7: ACS_ERROR_HANDLER"),
+        out.contains("line 6: AUTH_CREDENTIALS_DEFAULT_LIFETIME_SECS")
+            && out.contains("line 7: ACS_ERROR_HANDLER"),
         "{out}"
     );
     assert!(out.ends_with(": ok\n"), "{out}");
@@ -43,7 +44,8 @@ fn check_config_names_the_line_and_lists_unknown_directives() {
     assert_eq!(code, 1);
     assert!(out.contains("line 6: JURISDICTION_NAME: only a double-quoted literal"), "{out}");
 
-    let regex = dir.write("regex.conf", &conf(&format!("{EXAMPLE}\nSIGNOUT_HANDLER_ALLOW \"re:(\"")));
+    let regex =
+        dir.write("regex.conf", &conf(&format!("{EXAMPLE}\nSIGNOUT_HANDLER_ALLOW \"re:(\"")));
     let (code, out, _) = cli(&["--check-config", regex.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
 
@@ -67,7 +69,10 @@ fn check_config_names_the_line_and_lists_unknown_directives() {
 #[test]
 fn version_help_and_usage() {
     let (code, out, _) = cli(&["--version"]);
-    assert_eq!((code, out.as_str()), (0, concat!("dacs_signout ", env!("CARGO_PKG_VERSION"), "\n")));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, concat!("dacs_signout ", env!("CARGO_PKG_VERSION"), "\n"))
+    );
     assert_eq!(cli(&["--help"]).0, 0);
     let (code, _, err) = cli(&[]);
     assert_eq!(code, 2);
@@ -87,8 +92,13 @@ fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let port: u16 =
-        line.split("127.0.0.1:").nth(1).unwrap().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+    let port: u16 = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap();
     let get = |target: &str, cookie: &str| {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(s, "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").unwrap();
@@ -99,7 +109,8 @@ fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
     let signin = get("/signin?user=alice", "");
     assert!(signin.contains("Set-Cookie: DACS:DEMO::DEMO:alice="), "{signin}");
     assert!(get("/", "DACS:DEMO::DEMO:alice=x").contains("DACS:DEMO::DEMO:alice"));
-    let signout = get("/cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=/", "DACS:DEMO::DEMO:alice=x; theme=dark");
+    let signout =
+        get("/cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=/", "DACS:DEMO::DEMO:alice=x; theme=dark");
     let _ = child.kill();
     let _ = child.wait();
     if std::path::Path::new("/etc/dacs-signout/dacs.conf").exists() {
@@ -116,8 +127,13 @@ fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
 /// The configuration example in the README is one an operator may copy: it must pass.
 #[test]
 fn the_readme_configuration_example_is_valid() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let example = readme.split("```xml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("an xml block");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme
+        .split("```xml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("an xml block");
     let dir = TempDir::new("readme");
     let file = dir.write("dacs.conf", example);
     let (code, out, _) = cli(&["--check-config", file.to_str().unwrap()]);

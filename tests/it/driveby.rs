@@ -18,16 +18,20 @@ fn navigate_refuses_cross_site_subresources_and_prefetches() {
     assert_eq!(link.set_cookies().len(), 1);
     let same = request("same-origin", "cors").example("").run();
     same.status(200);
-    for (var, value) in
-        [("HTTP_SEC_PURPOSE", "prefetch"), ("HTTP_PURPOSE", "prefetch"), ("HTTP_SEC_PURPOSE", "prefetch;prerender")]
-    {
+    for (var, value) in [
+        ("HTTP_SEC_PURPOSE", "prefetch"),
+        ("HTTP_PURPOSE", "prefetch"),
+        ("HTTP_SEC_PURPOSE", "prefetch;prerender"),
+    ] {
         let out = request("same-origin", "navigate").env(var, value).example("").run();
         out.status(403).common_headers();
         assert!(out.set_cookies().is_empty());
     }
-    let frame = request("cross-site", "navigate").env("HTTP_SEC_FETCH_DEST", "iframe").example("").run();
+    let frame =
+        request("cross-site", "navigate").env("HTTP_SEC_FETCH_DEST", "iframe").example("").run();
     frame.status(403).common_headers();
-    let top = request("cross-site", "navigate").env("HTTP_SEC_FETCH_DEST", "document").example("").run();
+    let top =
+        request("cross-site", "navigate").env("HTTP_SEC_FETCH_DEST", "document").example("").run();
     top.status(200);
     // No Fetch Metadata at all: scripts and old browsers.
     Cgi::get("").cookie(JAR).example("").run().status(200);

@@ -33,7 +33,8 @@ fn oversized_body_is_413_without_reading_it() {
     let out = Cgi::post("FORMAT=JSON", &body).example("").run();
     out.status(413).common_headers();
     validate_json(&out.body);
-    let out = Cgi::post("", "").env("CONTENT_LENGTH", "99999999999999999999999999").example("").run();
+    let out =
+        Cgi::post("", "").env("CONTENT_LENGTH", "99999999999999999999999999").example("").run();
     out.status(413).common_headers();
 }
 
@@ -49,7 +50,10 @@ fn other_methods_are_405_with_allow() {
 
 #[test]
 fn missing_or_broken_configuration_is_500_with_details_only_in_the_log() {
-    let out = Cgi::get("FORMAT=JSON").env("DACS_SIGNOUT_CONF", "/nonexistent/dacs.conf").cookie(JAR).run();
+    let out = Cgi::get("FORMAT=JSON")
+        .env("DACS_SIGNOUT_CONF", "/nonexistent/dacs.conf")
+        .cookie(JAR)
+        .run();
     out.status(500).common_headers();
     validate_json(&out.body);
     assert!(out.set_cookies().is_empty());

@@ -7,14 +7,22 @@ const JAR: &str = "DACS:EX::FEDROOT:bobo=1; DACS:EX::DSS:<b>&\"x'</b>=2; DACS:EX
 
 #[test]
 fn xml_variants_validate_and_report_removed_and_remaining() {
-    for (format, doctype, xsi) in
-        [("XML", false, false), ("XMLSIMPLE", false, false), ("XMLDTD", true, false), ("xmlschema", false, true)]
-    {
-        let out = Cgi::get(&format!("FORMAT={format}&DACS_JURISDICTION=DSS")).example("").cookie(JAR).run();
+    for (format, doctype, xsi) in [
+        ("XML", false, false),
+        ("XMLSIMPLE", false, false),
+        ("XMLDTD", true, false),
+        ("xmlschema", false, true),
+    ] {
+        let out = Cgi::get(&format!("FORMAT={format}&DACS_JURISDICTION=DSS"))
+            .example("")
+            .cookie(JAR)
+            .run();
         out.status(200).common_headers();
         assert_eq!(out.header("Content-Type"), Some("text/xml; charset=utf-8"));
         assert_eq!(
-            out.body.contains("<!DOCTYPE dacs_current_credentials SYSTEM \"dacs_current_credentials.dtd\">"),
+            out.body.contains(
+                "<!DOCTYPE dacs_current_credentials SYSTEM \"dacs_current_credentials.dtd\">"
+            ),
             doctype,
             "{format}"
         );
@@ -24,12 +32,17 @@ fn xml_variants_validate_and_report_removed_and_remaining() {
             "{format}"
         );
         assert!(
-            out.body.contains("<credentials federation=\"EX\" jurisdiction=\"FEDROOT\" username=\"bobo\"/>"),
+            out.body.contains(
+                "<credentials federation=\"EX\" jurisdiction=\"FEDROOT\" username=\"bobo\"/>"
+            ),
             "{}",
             out.body
         );
         assert!(out.body.contains("<signed_out federation=\"EX\" jurisdiction=\"DSS\" username=\"&lt;b&gt;&amp;&quot;x&apos;&lt;/b&gt;\"/>"), "{}", out.body);
-        assert!(out.body.contains("<signed_out federation=\"EX\" jurisdiction=\"DSS\" username=\"amy\"/>"));
+        assert!(
+            out.body
+                .contains("<signed_out federation=\"EX\" jurisdiction=\"DSS\" username=\"amy\"/>")
+        );
         validate_xml(&out.body);
     }
 }
@@ -41,7 +54,11 @@ fn xml_with_no_credentials_and_errors_validate() {
     for format in ["XML", "XMLSIMPLE", "XMLDTD", "XMLSCHEMA"] {
         let out = Cgi::get(&format!("FORMAT={format}&COOKIE_SYNTAX=nope")).example("").run();
         out.status(400).common_headers();
-        assert!(out.body.contains("<common_status context=\"dacs_signout\" code=\"400\""), "{}", out.body);
+        assert!(
+            out.body.contains("<common_status context=\"dacs_signout\" code=\"400\""),
+            "{}",
+            out.body
+        );
         validate_xml(&out.body);
     }
 }

@@ -26,7 +26,8 @@ fn corpus(target: &str) -> Vec<PathBuf> {
 /// and a test thread has 2 MiB where the program's main thread has 8.
 #[track_caller]
 fn replay(target: &'static str) {
-    let (_, run) = *harness::TARGETS.iter().find(|(name, _)| *name == target).expect("a fuzz target");
+    let (_, run) =
+        *harness::TARGETS.iter().find(|(name, _)| *name == target).expect("a fuzz target");
     let files = corpus(target);
     let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(move || {
         for path in files {

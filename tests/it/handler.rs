@@ -22,8 +22,14 @@ fn signout_to(handler: &str) -> Output {
 #[test]
 fn each_allow_rule_form_redirects_with_the_dacs_arguments() {
     let cases = [
-        ("https://sso.example.org/after?x=1#top", format!("https://sso.example.org/after?x=1&{DACS_ARGS}#top")),
-        ("https://apps.example.org/bye/now", format!("https://apps.example.org/bye/now?{DACS_ARGS}")),
+        (
+            "https://sso.example.org/after?x=1#top",
+            format!("https://sso.example.org/after?x=1&{DACS_ARGS}#top"),
+        ),
+        (
+            "https://apps.example.org/bye/now",
+            format!("https://apps.example.org/bye/now?{DACS_ARGS}"),
+        ),
         ("/local/done", format!("https://portal.example.org/local/done?{DACS_ARGS}")),
         ("https://x.example.org/done?ok=1", format!("https://x.example.org/done?ok=1&{DACS_ARGS}")),
     ];
@@ -78,7 +84,10 @@ fn hostile_handlers_are_refused_and_the_signout_still_happens() {
 
 #[test]
 fn no_rule_means_no_argument_handler() {
-    let out = Cgi::get("DACS_SIGNOUT_HANDLER=https%3A%2F%2Fportal.example.org%2F").example("").cookie(JAR).run();
+    let out = Cgi::get("DACS_SIGNOUT_HANDLER=https%3A%2F%2Fportal.example.org%2F")
+        .example("")
+        .cookie(JAR)
+        .run();
     out.status(200).common_headers();
     assert!(out.log.contains("handler=refused-not-allowed/builtin"), "{}", out.log);
 }
@@ -90,7 +99,10 @@ fn a_refused_argument_falls_back_to_the_directive() {
         .cookie(JAR)
         .run();
     out.status(302);
-    assert_eq!(out.header("Location"), Some(format!("https://portal.example.org/bye?{DACS_ARGS}").as_str()));
+    assert_eq!(
+        out.header("Location"),
+        Some(format!("https://portal.example.org/bye?{DACS_ARGS}").as_str())
+    );
 }
 
 #[test]
@@ -98,7 +110,10 @@ fn directive_url_relative_becomes_absolute() {
     // A CGI Location that is a bare path is a server-side redirect: the cookies would be lost.
     let out = Cgi::get("").example("SIGNOUT_HANDLER \"url /goodbye.html\"").cookie(JAR).run();
     out.status(302);
-    assert_eq!(out.header("Location"), Some(format!("https://portal.example.org/goodbye.html?{DACS_ARGS}").as_str()));
+    assert_eq!(
+        out.header("Location"),
+        Some(format!("https://portal.example.org/goodbye.html?{DACS_ARGS}").as_str())
+    );
     let out = Cgi::get("")
         .example("SIGNOUT_HANDLER \"url /goodbye.html\"")
         .env("HTTPS", "off")
@@ -115,21 +130,31 @@ fn directive_url_relative_becomes_absolute() {
 fn directive_file_and_message() {
     let dir = TempDir::new("page");
     let page = dir.write("bye.html", "<!DOCTYPE html><title>Bye</title><p>Custom goodbye</p>");
-    let out = Cgi::get("").example(&format!("SIGNOUT_HANDLER \"file {}\"", page.display())).cookie(JAR).run();
+    let out = Cgi::get("")
+        .example(&format!("SIGNOUT_HANDLER \"file {}\"", page.display()))
+        .cookie(JAR)
+        .run();
     out.status(200).common_headers();
     assert_eq!(out.body, "<!DOCTYPE html><title>Bye</title><p>Custom goodbye</p>");
     assert_eq!(out.expired(), ["DACS:EX::FEDROOT:bobo"]);
 
-    let out = Cgi::get("").example("SIGNOUT_HANDLER \"file /nonexistent/bye.html\"").cookie(JAR).run();
+    let out =
+        Cgi::get("").example("SIGNOUT_HANDLER \"file /nonexistent/bye.html\"").cookie(JAR).run();
     out.status(200).common_headers();
     assert!(out.body.contains("You have been signed out"));
     assert!(out.log.contains("handler_error="), "{}", out.log);
     assert!(!out.body.contains("nonexistent"));
 
-    let out =
-        Cgi::get("").example("SIGNOUT_HANDLER \"message Goodbye &lt;b>&amp; \\\"thanks\\\"&lt;/b>\"").cookie(JAR).run();
+    let out = Cgi::get("")
+        .example("SIGNOUT_HANDLER \"message Goodbye &lt;b>&amp; \\\"thanks\\\"&lt;/b>\"")
+        .cookie(JAR)
+        .run();
     out.status(200).common_headers();
-    assert!(out.body.contains("Goodbye &lt;b&gt;&amp; &quot;thanks&quot;&lt;/b&gt;"), "{}", out.body);
+    assert!(
+        out.body.contains("Goodbye &lt;b&gt;&amp; &quot;thanks&quot;&lt;/b&gt;"),
+        "{}",
+        out.body
+    );
 }
 
 #[test]
@@ -143,7 +168,8 @@ fn handlers_only_for_html_and_only_after_a_removal() {
         assert_eq!(out.header("Location"), None);
         assert!(out.log.contains("handler=ignored-not-html"), "{}", out.log);
     }
-    let out = Cgi::get("DACS_SIGNOUT_HANDLER=%2Flocal%2F").example(RULES).cookie("theme=dark").run();
+    let out =
+        Cgi::get("DACS_SIGNOUT_HANDLER=%2Flocal%2F").example(RULES).cookie("theme=dark").run();
     out.status(200).common_headers();
     assert_eq!(out.header("Location"), None);
     assert!(out.body.contains("You are not authenticated within federation EX"), "{}", out.body);
@@ -151,7 +177,10 @@ fn handlers_only_for_html_and_only_after_a_removal() {
 
 #[test]
 fn a_bad_regex_rule_is_a_configuration_error() {
-    let out = Cgi::get("DACS_SIGNOUT_HANDLER=%2Fx").example("SIGNOUT_HANDLER_ALLOW \"re:(unclosed\"").cookie(JAR).run();
+    let out = Cgi::get("DACS_SIGNOUT_HANDLER=%2Fx")
+        .example("SIGNOUT_HANDLER_ALLOW \"re:(unclosed\"")
+        .cookie(JAR)
+        .run();
     out.status(500).common_headers();
     assert!(out.set_cookies().is_empty());
 }

@@ -67,7 +67,11 @@ fn directive_line() -> impl Strategy<Value = String> {
         Just("UNKNOWN_THING"),
     ];
     (name, "[ -~]{0,20}", any::<bool>()).prop_map(|(n, v, quoted)| {
-        if quoted { format!("{n} \"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")) } else { format!("{n} {v}") }
+        if quoted {
+            format!("{n} \"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+        } else {
+            format!("{n} {v}")
+        }
     })
 }
 

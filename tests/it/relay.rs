@@ -50,7 +50,11 @@ impl Relay {
             if lines.len() >= n {
                 return lines;
             }
-            assert!(Instant::now() < deadline, "relay log has {} of {n} lines:\n{text}", lines.len());
+            assert!(
+                Instant::now() < deadline,
+                "relay log has {} of {n} lines:\n{text}",
+                lines.len()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -59,7 +63,10 @@ impl Relay {
     fn counts(&self) -> [usize; 3] {
         ["new", "work", "dead"].map(|sub| {
             std::fs::read_dir(self.spool().join(sub))
-                .map(|d| d.filter(|e| !e.as_ref().unwrap().path().to_string_lossy().ends_with(".why")).count())
+                .map(|d| {
+                    d.filter(|e| !e.as_ref().unwrap().path().to_string_lossy().ends_with(".why"))
+                        .count()
+                })
                 .unwrap_or(0)
         })
     }
@@ -69,7 +76,8 @@ impl Relay {
         // Written once: rewriting it while an earlier drainer reads it would truncate its read.
         let path = self.dir.path().join("relay.conf");
         if !path.exists() {
-            self.dir.write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", self.directives(base, ""))));
+            self.dir
+                .write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", self.directives(base, ""))));
         }
         Command::new(BIN)
             .env_clear()
@@ -102,7 +110,10 @@ fn wire_format_is_exactly_the_hubs() {
         assert_eq!(r.header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()));
         assert_eq!(r.header("Content-Type"), Some("application/json"));
         assert_eq!(r.header("Accept"), Some("application/json"));
-        assert_eq!(r.header("User-Agent"), Some(concat!("dacs_signout/", env!("CARGO_PKG_VERSION"))));
+        assert_eq!(
+            r.header("User-Agent"),
+            Some(concat!("dacs_signout/", env!("CARGO_PKG_VERSION")))
+        );
     }
     // bobo signed in at two jurisdictions: one signal.
     let mut bodies: Vec<&str> = received.iter().map(|r| r.body.as_str()).collect();
@@ -143,7 +154,10 @@ fn every_hub_answer_has_its_outcome() {
             .run();
         out.status(200);
         let line = relay.log_lines(1).remove(0);
-        assert!(line.contains(&format!("outcome={outcome} status={status} attempt=1")), "{behaviour:?}: {line}");
+        assert!(
+            line.contains(&format!("outcome={outcome} status={status} attempt=1")),
+            "{behaviour:?}: {line}"
+        );
         assert!(!line.contains(TOKEN));
         assert_eq!(relay.counts(), spool, "{behaviour:?}");
         // Redirects are not followed: one request only.
@@ -203,7 +217,9 @@ fn the_response_does_not_wait_for_the_hub() {
     // are still in the spool (waiting or claimed), none settled.
     let [waiting, claimed, dead] = relay.counts();
     assert_eq!((waiting + claimed, dead), (2, 0));
-    assert!(std::fs::read_to_string(relay.spool().join("relay.log")).unwrap_or_default().is_empty());
+    assert!(
+        std::fs::read_to_string(relay.spool().join("relay.log")).unwrap_or_default().is_empty()
+    );
     hub.release();
     let lines = relay.log_lines(2);
     assert!(lines.iter().all(|l| l.contains("outcome=delivered")), "{lines:?}");
@@ -228,7 +244,10 @@ fn username_map_user_agent_fallback_and_the_guide_variables() {
     assert_eq!(r.header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()));
     assert_eq!(
         r.body,
-        format!(r#"{{"user_name":"kc_amy","user_agent":"dacs_signout/{}"}}"#, env!("CARGO_PKG_VERSION"))
+        format!(
+            r#"{{"user_name":"kc_amy","user_agent":"dacs_signout/{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )
     );
 }
 
@@ -244,7 +263,8 @@ fn no_relay_when_refused_or_nothing_removed_or_unconfigured() {
         .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
         .run();
     drive_by.status(403);
-    let nothing = Cgi::get("").example(&relay.directives(&hub.base(), "")).cookie("theme=dark").run();
+    let nothing =
+        Cgi::get("").example(&relay.directives(&hub.base(), "")).cookie("theme=dark").run();
     assert!(nothing.log.contains("relay=none"), "{}", nothing.log);
     let off = Cgi::get("").example("").cookie(JAR).run();
     assert!(off.log.contains("relay=off"), "{}", off.log);
@@ -272,7 +292,10 @@ fn fill(spool_dir: &Path, base: &str, n: usize) {
             })
             .unwrap();
         // As a signal written by an earlier attempt: its file is an hour old when claimed.
-        let file = std::fs::File::options().write(true).open(spool_dir.join(format!("new/{i:06}.json"))).unwrap();
+        let file = std::fs::File::options()
+            .write(true)
+            .open(spool_dir.join(format!("new/{i:06}.json")))
+            .unwrap();
         file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).unwrap();
     }
 }
@@ -296,7 +319,15 @@ fn many_concurrent_drainers_deliver_each_signal_exactly_once() {
     for d in drainers {
         let out = d.wait_with_output().unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        delivered += text.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse::<usize>().unwrap();
+        delivered += text
+            .split("delivered=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap();
     }
     assert_eq!(delivered, 300);
     assert_eq!(delivered_once_each(&hub, 300), 0, "no signal sent twice");
@@ -326,7 +357,10 @@ fn killing_drainers_at_random_points_loses_nothing() {
     assert!(finisher.wait().unwrap().success());
     assert_eq!(relay.counts(), [0, 0, 0], "nothing left behind");
     let duplicates = delivered_once_each(&hub, 120);
-    assert!(duplicates <= kills, "{duplicates} duplicates for {kills} kills: at most the one in flight per kill");
+    assert!(
+        duplicates <= kills,
+        "{duplicates} duplicates for {kills} kills: at most the one in flight per kill"
+    );
 }
 
 /// A CA and a certificate for 127.0.0.1, made with openssl.
@@ -336,7 +370,9 @@ fn test_pki(dir: &Path) {
         assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
     };
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    run(&format!("openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=dacs-test-ca"));
+    run(&format!(
+        "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=dacs-test-ca"
+    ));
     run(&format!("openssl req {ec} -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"));
     std::fs::write(
         dir.join("leaf.ext"),
@@ -380,7 +416,10 @@ fn https_hubs_are_verified_against_the_trust_store() {
     signout(None);
     let first = relay.log_lines(1).remove(0);
     assert!(first.contains("outcome=retry status=-"), "{first}");
-    assert!(first.to_ascii_lowercase().contains("certificate") || first.contains("UnknownIssuer"), "{first}");
+    assert!(
+        first.to_ascii_lowercase().contains("certificate") || first.contains("UnknownIssuer"),
+        "{first}"
+    );
     // With the CA in the trust store (SSL_CERT_FILE), the same hub is accepted.
     signout(Some(&relay.dir.path().join("ca.pem")));
     let second = relay.log_lines(2).remove(1);
@@ -420,10 +459,13 @@ fn the_delivery_child_keeps_no_inherited_descriptor_or_request_variable() {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
         .find_map(|pid| {
-            let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).ok()?).into_owned();
+            let environ =
+                String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).ok()?)
+                    .into_owned();
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            (environ.contains(&token_env) && String::from_utf8_lossy(&cmdline).contains("--deliver"))
-                .then_some((pid, environ))
+            (environ.contains(&token_env)
+                && String::from_utf8_lossy(&cmdline).contains("--deliver"))
+            .then_some((pid, environ))
         })
         .expect("the delivery child is running");
     let fds: Vec<u32> = std::fs::read_dir(format!("/proc/{child}/fd"))

@@ -38,13 +38,23 @@ fn start(kind: ServerKind) -> Server {
 
 /// The exact expiring line for a cookie name, as the example federation writes it.
 fn expiring(name: &str) -> String {
-    format!("{name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; Domain=example.org; Secure; HttpOnly")
+    format!(
+        "{name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; Domain=example.org; Secure; HttpOnly"
+    )
 }
 
 /// Status, the headers of §7 and the expected expiring cookies, with the server's logs on failure.
 #[track_caller]
 fn check(server: &Server, response: &Response, status: u16, expired: &[&str]) {
-    let context = || format!("{}: {}\n{}\n{}", server.kind.name(), response.status, response.text(), server.all_logs());
+    let context = || {
+        format!(
+            "{}: {}\n{}\n{}",
+            server.kind.name(),
+            response.status,
+            response.text(),
+            server.all_logs()
+        )
+    };
     assert_eq!(response.status, status, "{}", context());
     assert_eq!(response.header("Cache-Control"), Some("no-store"), "{}", context());
     assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"), "{}", context());
@@ -61,7 +71,10 @@ fn signs_out_every_credential_in_html_xml_and_json(kind: ServerKind) {
     let html = get(&server, "");
     check(&server, &html, 200, &EXPIRED);
     assert_eq!(html.header("Content-Type"), Some("text/html; charset=utf-8"));
-    assert!(html.header("Content-Security-Policy").is_some_and(|csp| csp.contains("default-src 'none'")));
+    assert!(
+        html.header("Content-Security-Policy")
+            .is_some_and(|csp| csp.contains("default-src 'none'"))
+    );
     assert!(html.text().contains("carol.o-k+x"), "{}", html.text());
     server.program_log_line("removed=4");
 
@@ -88,7 +101,9 @@ fn signs_out_every_credential_in_html_xml_and_json(kind: ServerKind) {
 fn redirects_to_the_handler_with_an_absolute_location(kind: ServerKind) {
     let server = kind.setup().conf(&dacs_conf("SIGNOUT_HANDLER \"url /goodbye.html\"")).start();
     let origin = server.origin();
-    for (query, page) in [("DACS_SIGNOUT_HANDLER=%2Fhandler.html", "handler.html"), ("", "goodbye.html")] {
+    for (query, page) in
+        [("DACS_SIGNOUT_HANDLER=%2Fhandler.html", "handler.html"), ("", "goodbye.html")]
+    {
         let response = get(&server, query);
         check(&server, &response, 302, &EXPIRED);
         let location = format!("{origin}/{page}?{DACS_ARGS}");
@@ -114,7 +129,9 @@ fn query_words_are_not_options(kind: ServerKind) {
     let server = start(kind);
     let plain = get(&server, "");
     check(&server, &plain, 200, &EXPIRED);
-    for query in ["--check-config", "foo+--version", "--help", "relay+--now", "--check-config+/etc/passwd"] {
+    for query in
+        ["--check-config", "foo+--version", "--help", "relay+--now", "--check-config+/etc/passwd"]
+    {
         let response = get(&server, query);
         check(&server, &response, 200, &EXPIRED);
         assert_eq!(response.header("Content-Type"), plain.header("Content-Type"), "?{query}");
@@ -130,14 +147,20 @@ fn a_missing_or_unreadable_conf_is_the_documented_500(kind: ServerKind) {
         if unreadable {
             server.break_conf(true);
         }
-        for (format, content_type) in
-            [("HTML", "text/html; charset=utf-8"), ("XML", "text/xml; charset=utf-8"), ("JSON", "application/json")]
-        {
+        for (format, content_type) in [
+            ("HTML", "text/html; charset=utf-8"),
+            ("XML", "text/xml; charset=utf-8"),
+            ("JSON", "application/json"),
+        ] {
             let response = get(&server, &format!("FORMAT={format}"));
             check(&server, &response, 500, &[]);
             assert_eq!(response.header("Content-Type"), Some(content_type), "{format}");
             let body = response.text();
-            assert!(body.contains("the signout service is misconfigured"), "{}: {format}: {body}", kind.name());
+            assert!(
+                body.contains("the signout service is misconfigured"),
+                "{}: {format}: {body}",
+                kind.name()
+            );
             assert!(!body.contains("dacs.conf"), "{format}: a path reached the browser: {body}");
             match format {
                 "XML" => validate_xml(&body),
@@ -162,7 +185,10 @@ fn the_response_does_not_wait_for_the_hub(kind: ServerKind) {
     let server = kind.setup().conf(&dacs_conf(&relay)).hub_token(TOKEN).start();
     let spool = server.var_dir().join("spool");
     let asked = Instant::now();
-    let answered = ask_in_background(&server, Request::get(CGI_PATH).cookie(JAR).header("User-Agent", "servers-test"));
+    let answered = ask_in_background(
+        &server,
+        Request::get(CGI_PATH).cookie(JAR).header("User-Agent", "servers-test"),
+    );
 
     // The delivery child has connected and the hub holds its request.
     let held = hub.wait_for(1);
@@ -193,7 +219,10 @@ fn the_response_does_not_wait_for_the_hub(kind: ServerKind) {
 }
 
 /// Sends `request` from another thread; its answer arrives on the channel.
-fn ask_in_background(server: &Server, request: Request) -> mpsc::Receiver<std::io::Result<Response>> {
+fn ask_in_background(
+    server: &Server,
+    request: Request,
+) -> mpsc::Receiver<std::io::Result<Response>> {
     let (answer, answered) = mpsc::channel();
     let port = server.port;
     let request = request.timeout(Duration::from_secs(30));
@@ -204,7 +233,11 @@ fn ask_in_background(server: &Server, request: Request) -> mpsc::Receiver<std::i
 /// The response, which must be complete within 5 s while the hub holds the delivery; else the
 /// hub is released and the failure says when the response came.
 #[track_caller]
-fn complete_while_held(server: &Server, hub: &Hub, answered: &mpsc::Receiver<std::io::Result<Response>>) -> Response {
+fn complete_while_held(
+    server: &Server,
+    hub: &Hub,
+    answered: &mpsc::Receiver<std::io::Result<Response>>,
+) -> Response {
     let name = server.kind.name();
     match answered.recv_timeout(Duration::from_secs(5)) {
         Ok(response) => response.unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.all_logs())),
@@ -237,7 +270,11 @@ fn wait_for_relay_log(spool: &std::path::Path, n: usize) -> String {
         if log.lines().count() >= n {
             return log;
         }
-        assert!(Instant::now() < deadline, "relay log has {} of {n} lines:\n{log}", log.lines().count());
+        assert!(
+            Instant::now() < deadline,
+            "relay log has {} of {n} lines:\n{log}",
+            log.lines().count()
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -297,13 +334,19 @@ server_tests! {
 }
 
 mod harness {
-    use crate::support::servers::{Request, ServerKind, examples_dir, framed_len, parse_response, render, uncomment};
+    use crate::support::servers::{
+        Request, ServerKind, examples_dir, framed_len, parse_response, render, uncomment,
+    };
 
     #[test]
     fn every_example_renders_without_a_placeholder_left() {
-        let vars: Vec<(&str, String)> =
-            ["@PORT@", "@ROOT@", "@BIN@", "@CONF@", "@CGI_MODULE@"].iter().map(|p| (*p, "X".to_owned())).collect();
-        for template in ["apache/httpd.conf", "lighttpd/lighttpd.conf", "nginx/nginx.conf", "nginx/fcgiwrap.sh"] {
+        let vars: Vec<(&str, String)> = ["@PORT@", "@ROOT@", "@BIN@", "@CONF@", "@CGI_MODULE@"]
+            .iter()
+            .map(|p| (*p, "X".to_owned()))
+            .collect();
+        for template in
+            ["apache/httpd.conf", "lighttpd/lighttpd.conf", "nginx/nginx.conf", "nginx/fcgiwrap.sh"]
+        {
             let text = std::fs::read_to_string(examples_dir().join(template)).unwrap();
             assert!(render(&text, &vars).is_ok(), "{template}");
             assert!(render(&text, &vars[..1]).is_err(), "{template}");
@@ -340,7 +383,10 @@ mod harness {
 
         let sized = b"HTTP/1.0 302 Found\r\nLocation: /x\r\nContent-Length: 2\r\n\r\nhi";
         let r = parse_response(sized, false).unwrap();
-        assert_eq!((r.status, r.header("location"), r.body.as_slice()), (302, Some("/x"), &b"hi"[..]));
+        assert_eq!(
+            (r.status, r.header("location"), r.body.as_slice()),
+            (302, Some("/x"), &b"hi"[..])
+        );
         assert_eq!(framed_len(&sized[..sized.len() - 1], false), None);
 
         let until_close = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it";

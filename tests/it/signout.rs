@@ -7,8 +7,7 @@ const JAR: &str = "DACS:EX::FEDROOT:bobo=s3cr3t-a; theme=dark; DACS:EX::DSS:bobo
     DACS:EX::FEDROOT:amy.o'neil+tag@uni.example=s3cr3t-c; DACS:OTHER::FEDROOT:bobo=s3cr3t-d; \
     DACS:EX:::SELECTED=s3cr3t-e; ; junk; =nameless; DACS:EX::FEDROOT=s3cr3t-f; \"quoted\"=\"v;w\"";
 
-const RFC6265_TAIL: &str =
-    "=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; Domain=example.org; Secure; HttpOnly";
+const RFC6265_TAIL: &str = "=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; Domain=example.org; Secure; HttpOnly";
 
 #[test]
 fn full_signout_expires_every_credential_and_the_selection_cookie() {
@@ -33,11 +32,15 @@ fn username_and_jurisdiction_select_and_must_both_match() {
     let out = Cgi::get("DACS_USERNAME=bobo").example("").cookie(JAR).run();
     assert_eq!(out.expired(), ["DACS:EX::FEDROOT:bobo", "DACS:EX::DSS:bobo"]);
     let out = Cgi::get("DACS_JURISDICTION=FEDROOT").example("").cookie(JAR).run();
-    assert_eq!(out.expired(), ["DACS:EX::FEDROOT:bobo", "DACS:EX::FEDROOT:amy.o'neil+tag@uni.example"]);
+    assert_eq!(
+        out.expired(),
+        ["DACS:EX::FEDROOT:bobo", "DACS:EX::FEDROOT:amy.o'neil+tag@uni.example"]
+    );
     let out = Cgi::get("DACS_USERNAME=bobo&DACS_JURISDICTION=DSS").example("").cookie(JAR).run();
     assert_eq!(out.expired(), ["DACS:EX::DSS:bobo"]);
     assert!(out.body.contains("Still signed in"));
-    let out = Cgi::get("DACS_USERNAME=amy.o%27neil%2Btag%40uni.example").example("").cookie(JAR).run();
+    let out =
+        Cgi::get("DACS_USERNAME=amy.o%27neil%2Btag%40uni.example").example("").cookie(JAR).run();
     assert_eq!(out.expired(), ["DACS:EX::FEDROOT:amy.o'neil+tag@uni.example"]);
 }
 
@@ -50,8 +53,10 @@ fn empty_filter_values_count_as_not_given() {
 #[test]
 fn name_compare_nocase_applies_to_every_part() {
     let jar = "DACS:ex::FedRoot:BoBo=1; DACS:EX::FEDROOT:bobo=2";
-    let out =
-        Cgi::get("DACS_USERNAME=BOBO&DACS_JURISDICTION=fedroot").example("NAME_COMPARE \"nocase\"").cookie(jar).run();
+    let out = Cgi::get("DACS_USERNAME=BOBO&DACS_JURISDICTION=fedroot")
+        .example("NAME_COMPARE \"nocase\"")
+        .cookie(jar)
+        .run();
     assert_eq!(out.expired(), ["DACS:ex::FedRoot:BoBo", "DACS:EX::FEDROOT:bobo"]);
     let out = Cgi::get("DACS_USERNAME=BOBO").example("NAME_COMPARE \"case\"").cookie(jar).run();
     assert!(out.expired().is_empty());
@@ -82,17 +87,27 @@ fn cookie_syntax_argument_and_directive() {
             "COOKIE_RFC6265",
             "DACS:EX::J:u=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; Domain=example.org; Secure; HttpOnly",
         ),
-        ("COOKIE_NETSCAPE", "DACS:EX::J:u=; expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/; domain=example.org; secure"),
+        (
+            "COOKIE_NETSCAPE",
+            "DACS:EX::J:u=; expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/; domain=example.org; secure",
+        ),
         (
             "cookie_ext_netscape",
             "DACS:EX::J:u=; expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/; domain=example.org; secure; HttpOnly",
         ),
-        ("COOKIE_RFC2109", "DACS:EX::J:u=; Max-Age=0; Version=1; Path=/; Domain=example.org; Secure"),
+        (
+            "COOKIE_RFC2109",
+            "DACS:EX::J:u=; Max-Age=0; Version=1; Path=/; Domain=example.org; Secure",
+        ),
     ];
     for (syntax, line) in cases {
-        let out = Cgi::get(&format!("COOKIE_SYNTAX={syntax}")).example("").cookie("DACS:EX::J:u=1").run();
+        let out =
+            Cgi::get(&format!("COOKIE_SYNTAX={syntax}")).example("").cookie("DACS:EX::J:u=1").run();
         assert_eq!(out.set_cookies(), [line], "argument {syntax}");
-        let out = Cgi::get("").example(&format!("COOKIE_SYNTAX \"{syntax}\"")).cookie("DACS:EX::J:u=1").run();
+        let out = Cgi::get("")
+            .example(&format!("COOKIE_SYNTAX \"{syntax}\""))
+            .cookie("DACS:EX::J:u=1")
+            .run();
         assert_eq!(out.set_cookies(), [line], "directive {syntax}");
     }
     // The argument overrides the directive.
@@ -127,7 +142,11 @@ fn post_form_body_is_read() {
     // Query and body are one argument list: a name in both is a duplicate.
     Cgi::post("FORMAT=XML", "FORMAT=JSON").example("").run().status(400).common_headers();
     // A body of another type is not read as arguments.
-    let out = Cgi::post("", "DACS_USERNAME=nobody").env("CONTENT_TYPE", "text/plain").example("").cookie(JAR).run();
+    let out = Cgi::post("", "DACS_USERNAME=nobody")
+        .env("CONTENT_TYPE", "text/plain")
+        .example("")
+        .cookie(JAR)
+        .run();
     assert_eq!(out.set_cookies().len(), 4);
 }
 
@@ -142,7 +161,12 @@ fn head_sends_the_headers_without_a_body() {
 #[test]
 fn apache_query_words_as_argv_change_nothing() {
     let plain = Cgi::get("--check-config").example("").cookie(JAR).run();
-    let with_argv = Cgi::get("--check-config").arg("--check-config").arg("/etc/passwd").example("").cookie(JAR).run();
+    let with_argv = Cgi::get("--check-config")
+        .arg("--check-config")
+        .arg("/etc/passwd")
+        .example("")
+        .cookie(JAR)
+        .run();
     with_argv.status(200).common_headers();
     assert_eq!(plain.headers, with_argv.headers);
     assert_eq!(plain.body, with_argv.body);
@@ -163,7 +187,8 @@ fn unknown_arguments_are_ignored() {
 fn clear_site_data_only_on_a_full_signout() {
     let out = Cgi::get("").example("CLEAR_SITE_DATA \"cookies\"").cookie(JAR).run();
     assert_eq!(out.header("Clear-Site-Data"), Some("\"cookies\""));
-    let out = Cgi::get("DACS_USERNAME=amy").example("CLEAR_SITE_DATA \"cookies\"").cookie(JAR).run();
+    let out =
+        Cgi::get("DACS_USERNAME=amy").example("CLEAR_SITE_DATA \"cookies\"").cookie(JAR).run();
     assert_eq!(out.header("Clear-Site-Data"), None);
     let out = Cgi::get("").example("").cookie(JAR).run();
     assert_eq!(out.header("Clear-Site-Data"), None);
@@ -179,7 +204,10 @@ fn jurisdiction_sections_override_default() {
     let out = Cgi::get("FORMAT=JSON").config(text).cookie("DACS:EX::J:u=1").run();
     assert!(out.body.contains("\"jurisdiction_name\":\"PORTAL\""), "{}", out.body);
     assert!(out.set_cookies()[0].contains("Path=/p;"));
-    let out = Cgi::get("FORMAT=JSON").config(text).env("SCRIPT_NAME", "/cgi-bin/dacsx/dacs_signout").run();
+    let out = Cgi::get("FORMAT=JSON")
+        .config(text)
+        .env("SCRIPT_NAME", "/cgi-bin/dacsx/dacs_signout")
+        .run();
     assert!(out.body.contains("\"jurisdiction_name\":\"FEDROOT\""), "{}", out.body);
 }
 
@@ -193,7 +221,9 @@ fn builtin_demo_configuration_when_nothing_is_configured() {
     out.status(200).common_headers();
     assert_eq!(
         out.set_cookies(),
-        ["DACS:DEMO::DEMO:alice=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; HttpOnly"]
+        [
+            "DACS:DEMO::DEMO:alice=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; HttpOnly"
+        ]
     );
     assert!(out.log.contains("config=\"built-in demo\""), "{}", out.log);
 }

@@ -112,7 +112,8 @@ impl Browser {
             .stderr(log)
             .process_group(0)
             .spawn()?;
-        let mut browser = Browser { driver, port, session: String::new(), dir, capabilities: Value::Null };
+        let mut browser =
+            Browser { driver, port, session: String::new(), dir, capabilities: Value::Null };
         browser.wait_ready()?;
         let mut args: Vec<String> = FLAGS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
@@ -120,8 +121,10 @@ impl Browser {
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome", "goog:chromeOptions": options } } });
         let value = browser.call("POST", "/session", Some(capabilities))?;
-        browser.session =
-            value["sessionId"].as_str().ok_or_else(|| io::Error::other(format!("no sessionId in {value}")))?.to_owned();
+        browser.session = value["sessionId"]
+            .as_str()
+            .ok_or_else(|| io::Error::other(format!("no sessionId in {value}")))?
+            .to_owned();
         browser.capabilities = value["capabilities"].clone();
         Ok(browser)
     }
@@ -130,12 +133,18 @@ impl Browser {
     pub fn versions(&self) -> (String, String) {
         let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
         let driver = self.capabilities["chrome"]["chromedriverVersion"].as_str().unwrap_or("?");
-        (text(&self.capabilities["browserVersion"]), driver.split(' ').next().unwrap_or("?").to_owned())
+        (
+            text(&self.capabilities["browserVersion"]),
+            driver.split(' ').next().unwrap_or("?").to_owned(),
+        )
     }
 
     #[track_caller]
     pub fn goto(&self, url: &str) {
-        self.must(self.session_call("POST", "/url", Some(json!({ "url": url }))), &format!("go to {url}"));
+        self.must(
+            self.session_call("POST", "/url", Some(json!({ "url": url }))),
+            &format!("go to {url}"),
+        );
     }
 
     #[track_caller]
@@ -154,7 +163,8 @@ impl Browser {
     #[track_caller]
     pub fn click(&self, selector: &str) {
         let body = json!({ "using": "css selector", "value": selector });
-        let v = self.must(self.session_call("POST", "/element", Some(body)), &format!("find {selector}"));
+        let v = self
+            .must(self.session_call("POST", "/element", Some(body)), &format!("find {selector}"));
         let id = v[ELEMENT_KEY].as_str().unwrap_or_else(|| panic!("no element {selector}: {v}"));
         let path = format!("/element/{id}/click");
         self.must(self.session_call("POST", &path, Some(json!({}))), &format!("click {selector}"));
@@ -165,8 +175,14 @@ impl Browser {
     #[track_caller]
     pub fn jar(&self) -> Vec<Cookie> {
         let body = json!({ "cmd": "Storage.getCookies", "params": {} });
-        let v = self.must(self.session_call("POST", "/goog/cdp/execute", Some(body)), "read the cookie jar");
-        v["cookies"].as_array().map(|a| a.iter().filter_map(Cookie::from_json).collect()).unwrap_or_default()
+        let v = self.must(
+            self.session_call("POST", "/goog/cdp/execute", Some(body)),
+            "read the cookie jar",
+        );
+        v["cookies"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Cookie::from_json).collect())
+            .unwrap_or_default()
     }
 
     /// Saves a PNG screenshot of the viewport.
@@ -187,7 +203,11 @@ impl Browser {
             if let Some(found) = check(self) {
                 return found;
             }
-            assert!(Instant::now() < deadline, "browser: waited in vain for {what}; at {}", self.current_url());
+            assert!(
+                Instant::now() < deadline,
+                "browser: waited in vain for {what}; at {}",
+                self.current_url()
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -195,18 +215,29 @@ impl Browser {
     /// Waits until the browser is on a URL that starts with `prefix`; returns that URL.
     #[track_caller]
     pub fn wait_for_url(&self, prefix: &str) -> String {
-        self.wait_for(&format!("a URL starting {prefix}"), |b| Some(b.current_url()).filter(|u| u.starts_with(prefix)))
+        self.wait_for(&format!("a URL starting {prefix}"), |b| {
+            Some(b.current_url()).filter(|u| u.starts_with(prefix))
+        })
     }
 
     #[track_caller]
     fn must(&self, result: io::Result<Value>, what: &str) -> Value {
-        result.unwrap_or_else(|e| panic!("browser: could not {what}: {e}\nchromedriver log:\n{}", self.driver_log()))
+        result.unwrap_or_else(|e| {
+            panic!("browser: could not {what}: {e}\nchromedriver log:\n{}", self.driver_log())
+        })
     }
 
     /// The end of chromedriver's own log, for a failure message.
     fn driver_log(&self) -> String {
         let log = fs::read_to_string(self.dir.join("chromedriver.log")).unwrap_or_default();
-        log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        log.lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn wait_ready(&mut self) -> io::Result<()> {
@@ -216,7 +247,10 @@ impl Browser {
                 return Ok(());
             }
             if let Some(status) = self.driver.try_wait()? {
-                return Err(io::Error::other(format!("chromedriver exited: {status}\n{}", self.driver_log())));
+                return Err(io::Error::other(format!(
+                    "chromedriver exited: {status}\n{}",
+                    self.driver_log()
+                )));
             }
             if Instant::now() > deadline {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "chromedriver not ready"));
@@ -233,16 +267,23 @@ impl Browser {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> io::Result<Value> {
         let mut request = Request::new(method, path).timeout(COMMAND_TIMEOUT).until_close(false);
         if let Some(body) = body {
-            request =
-                request.header("Content-Type", "application/json; charset=utf-8").body(body.to_string().as_bytes());
+            request = request
+                .header("Content-Type", "application/json; charset=utf-8")
+                .body(body.to_string().as_bytes());
         }
         let response = servers::send(self.port, &request)?;
         let json: Value = serde_json::from_slice(&response.body).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{method} {path}: {e}: {}", response.text()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{method} {path}: {e}: {}", response.text()),
+            )
         })?;
         let value = json.get("value").cloned().unwrap_or(Value::Null);
         if response.status != 200 {
-            let message = format!("{method} {path}: HTTP {}: {} {}", response.status, value["error"], value["message"]);
+            let message = format!(
+                "{method} {path}: HTTP {}: {} {}",
+                response.status, value["error"], value["message"]
+            );
             return Err(io::Error::other(message));
         }
         Ok(value)

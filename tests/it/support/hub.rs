@@ -104,7 +104,11 @@ impl Hub {
     pub fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.received.lock().unwrap().len() < n {
-            assert!(Instant::now() < deadline, "the hub got {} of {n} requests", self.received().len());
+            assert!(
+                Instant::now() < deadline,
+                "the hub got {} of {n} requests",
+                self.received().len()
+            );
             thread::sleep(Duration::from_millis(10));
         }
         self.received()
@@ -143,8 +147,10 @@ fn serve(
             headers.push((n.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let length: usize =
-        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map_or(0, |(_, v)| v.parse().unwrap());
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {
         return;

@@ -16,7 +16,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dacs_signout");
 
 /// `target/test-artifacts/`: what the tests leave for people to look at (screenshots, timings).
 pub fn artifacts_dir() -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("CARGO_TARGET_TMPDIR is target/tmp");
+    let target =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("CARGO_TARGET_TMPDIR is target/tmp");
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -68,8 +69,11 @@ pub fn fresh_dir(prefix: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
         match std::fs::create_dir(&path) {
             Ok(()) => {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -87,7 +91,8 @@ pub fn conf(directives: &str) -> String {
 }
 
 /// The example federation most tests use.
-pub const EXAMPLE: &str = "FEDERATION_NAME \"EX\"\nFEDERATION_DOMAIN \"example.org\"\nJURISDICTION_NAME \"FEDROOT\"";
+pub const EXAMPLE: &str =
+    "FEDERATION_NAME \"EX\"\nFEDERATION_DOMAIN \"example.org\"\nJURISDICTION_NAME \"FEDROOT\"";
 
 pub struct Cgi {
     env: Vec<(String, Vec<u8>)>,
@@ -192,7 +197,12 @@ impl Cgi {
     pub fn run(self) -> Output {
         use std::os::unix::ffi::OsStrExt;
         let mut command = Command::new(BIN);
-        command.env_clear().args(&self.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .env_clear()
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (name, value) in &self.env {
             command.env(name, std::ffi::OsStr::from_bytes(value));
         }
@@ -200,11 +210,16 @@ impl Cgi {
         // The program may stop reading early (e.g. a 413): a broken pipe here is fine.
         let _ = child.stdin.take().unwrap().write_all(&self.stdin);
         let out = child.wait_with_output().unwrap();
-        let output =
-            parse(&out.stdout, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1));
+        let output = parse(
+            &out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code().unwrap_or(-1),
+        );
         // Every XML and JSON answer any test produces is checked against the shipped schemas.
         match output.header("Content-Type") {
-            Some(t) if t.starts_with("text/xml") && !output.body.is_empty() => validate_xml(&output.body),
+            Some(t) if t.starts_with("text/xml") && !output.body.is_empty() => {
+                validate_xml(&output.body)
+            }
             Some("application/json") if !output.body.is_empty() => validate_json(&output.body),
             _ => {}
         }
@@ -238,7 +253,10 @@ impl Output {
     }
 
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn set_cookies(&self) -> Vec<&str> {
@@ -284,18 +302,30 @@ pub fn validate_xml(document: &str) {
             "--dtdvalid".into(),
             root.join("dacs_current_credentials.dtd").display().to_string(),
         ],
-        vec!["--noout".to_owned(), "--schema".into(), root.join("dacs_current_credentials.xsd").display().to_string()],
+        vec![
+            "--noout".to_owned(),
+            "--schema".into(),
+            root.join("dacs_current_credentials.xsd").display().to_string(),
+        ],
     ] {
-        let out =
-            Command::new("xmllint").args(&args).arg(&file).output().expect("xmllint is installed (libxml2-utils)");
-        assert!(out.status.success(), "xmllint {args:?}:\n{}\n{document}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("xmllint")
+            .args(&args)
+            .arg(&file)
+            .output()
+            .expect("xmllint is installed (libxml2-utils)");
+        assert!(
+            out.status.success(),
+            "xmllint {args:?}:\n{}\n{document}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 /// Validates a JSON answer against the shipped JSON schema (Python's jsonschema).
 #[track_caller]
 pub fn validate_json(document: &str) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("dtd/dacs_current_credentials.schema.json");
+    let schema =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("dtd/dacs_current_credentials.schema.json");
     let script = "import json,sys,jsonschema\n\
                   s=json.load(open(sys.argv[1]))\n\
                   jsonschema.Draft202012Validator.check_schema(s)\n\
@@ -309,5 +339,9 @@ pub fn validate_json(document: &str) {
         .expect("python3 runs");
     child.stdin.take().unwrap().write_all(document.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "JSON schema:\n{}\n{document}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "JSON schema:\n{}\n{document}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

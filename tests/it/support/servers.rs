@@ -46,8 +46,10 @@ const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 const CGI_USER: &str = "www-data";
 
 /// The environment every server starts with, plus `Setup::hub_token`.
-const BASE_ENV: &[(&str, &str)] =
-    &[("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C.UTF-8")];
+const BASE_ENV: &[(&str, &str)] = &[
+    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+    ("LANG", "C.UTF-8"),
+];
 
 /// The web servers (and CGI gateways) the examples configure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +79,9 @@ impl ServerKind {
         match self {
             ServerKind::ApacheCgid | ServerKind::ApacheCgi => &[("/usr/sbin/apache2", "apache2")],
             ServerKind::Lighttpd => &[("/usr/sbin/lighttpd", "lighttpd")],
-            ServerKind::Nginx => &[("/usr/sbin/nginx", "nginx"), ("/usr/sbin/fcgiwrap", "fcgiwrap")],
+            ServerKind::Nginx => {
+                &[("/usr/sbin/nginx", "nginx"), ("/usr/sbin/fcgiwrap", "fcgiwrap")]
+            }
         }
     }
 
@@ -94,8 +98,12 @@ impl ServerKind {
     /// fcgiwrap hands the program its own environment).
     fn token_line(self) -> Option<&'static str> {
         match self {
-            ServerKind::ApacheCgid | ServerKind::ApacheCgi => Some("PassEnv COMMONS_PROFILES_API_TOKEN"),
-            ServerKind::Lighttpd => Some("\"COMMONS_PROFILES_API_TOKEN\" => env.COMMONS_PROFILES_API_TOKEN,"),
+            ServerKind::ApacheCgid | ServerKind::ApacheCgi => {
+                Some("PassEnv COMMONS_PROFILES_API_TOKEN")
+            }
+            ServerKind::Lighttpd => {
+                Some("\"COMMONS_PROFILES_API_TOKEN\" => env.COMMONS_PROFILES_API_TOKEN,")
+            }
             ServerKind::Nginx => None,
         }
     }
@@ -148,7 +156,10 @@ impl ServerKind {
         Setup {
             kind: self,
             conf: Conf::Missing,
-            pages: vec![("index.html".into(), "<!DOCTYPE html><title>test</title><p>static\n".into())],
+            pages: vec![(
+                "index.html".into(),
+                "<!DOCTYPE html><title>test</title><p>static\n".into(),
+            )],
             hub_token: None,
             appended: String::new(),
         }
@@ -267,7 +278,9 @@ impl Server {
     /// Sends a request; a failure to get an answer fails the test, with the server's logs.
     #[track_caller]
     pub fn ask(&self, request: &Request) -> Response {
-        self.send(request).unwrap_or_else(|e| panic!("{} {}: {e}\n{}", request.method, request.target, self.all_logs()))
+        self.send(request).unwrap_or_else(|e| {
+            panic!("{} {}: {e}\n{}", request.method, request.target, self.all_logs())
+        })
     }
 
     /// The contents of one of the server's log files (empty if missing).
@@ -282,7 +295,9 @@ impl Server {
         let deadline = Instant::now() + LOG_TIMEOUT;
         loop {
             let log = self.log(self.kind.program_log());
-            if let Some(line) = log.lines().find(|l| l.contains("dacs_signout:") && l.contains(needle)) {
+            if let Some(line) =
+                log.lines().find(|l| l.contains("dacs_signout:") && l.contains(needle))
+            {
                 return line.to_owned();
             }
             assert!(
@@ -298,8 +313,9 @@ impl Server {
     /// Every log file, for a failure message.
     pub fn all_logs(&self) -> String {
         let mut out = String::new();
-        let mut paths: Vec<PathBuf> =
-            fs::read_dir(self.root.join("logs")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let mut paths: Vec<PathBuf> = fs::read_dir(self.root.join("logs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         paths.sort();
         for path in paths {
             let text = fs::read_to_string(&path).unwrap_or_default();
@@ -321,7 +337,8 @@ impl Server {
 
     /// Makes the conf file unreadable (or missing) while the server runs.
     pub fn break_conf(&self, unreadable: bool) {
-        let conf = if unreadable { Conf::Unreadable("<Configuration/>".into()) } else { Conf::Missing };
+        let conf =
+            if unreadable { Conf::Unreadable("<Configuration/>".into()) } else { Conf::Missing };
         self.write_conf(&conf, &[]).expect("rewrite dacs.conf");
     }
 
@@ -410,7 +427,12 @@ impl Server {
 
     /// Spawns `cmd` with a clean environment, in its own process group, with its output in
     /// `logs/NAME.out`.
-    fn spawn_logged(&mut self, name: &'static str, mut cmd: Command, env: &[(String, String)]) -> io::Result<()> {
+    fn spawn_logged(
+        &mut self,
+        name: &'static str,
+        mut cmd: Command,
+        env: &[(String, String)],
+    ) -> io::Result<()> {
         let out = fs::File::create(self.root.join("logs").join(format!("{name}.out")))?;
         cmd.env_clear()
             .envs(BASE_ENV.iter().copied())
@@ -434,7 +456,9 @@ impl Server {
     }
 
     fn wait_for_socket(&mut self, path: &Path) -> io::Result<()> {
-        self.wait_until("no fcgiwrap socket", Instant::now(), |_| std::os::unix::net::UnixStream::connect(path).is_ok())
+        self.wait_until("no fcgiwrap socket", Instant::now(), |_| {
+            std::os::unix::net::UnixStream::connect(path).is_ok()
+        })
     }
 
     fn wait_ready(&mut self, started: Instant) -> io::Result<()> {
@@ -444,14 +468,21 @@ impl Server {
     }
 
     /// Polls `ready` until it holds, a process died, or [`START_TIMEOUT`] has passed.
-    fn wait_until(&mut self, what: &str, started: Instant, ready: impl Fn(&Server) -> bool) -> io::Result<()> {
+    fn wait_until(
+        &mut self,
+        what: &str,
+        started: Instant,
+        ready: impl Fn(&Server) -> bool,
+    ) -> io::Result<()> {
         loop {
             if ready(self) {
                 return Ok(());
             }
             let failure = match self.check_alive() {
                 Err(e) => e,
-                Ok(()) if started.elapsed() > START_TIMEOUT => io::Error::new(io::ErrorKind::TimedOut, what),
+                Ok(()) if started.elapsed() > START_TIMEOUT => {
+                    io::Error::new(io::ErrorKind::TimedOut, what)
+                }
                 Ok(()) => {
                     thread::sleep(Duration::from_millis(20));
                     continue;
@@ -459,7 +490,12 @@ impl Server {
             };
             return Err(io::Error::new(
                 failure.kind(),
-                format!("{} on port {}: {failure}\n{}", self.kind.name(), self.port, self.all_logs()),
+                format!(
+                    "{} on port {}: {failure}\n{}",
+                    self.kind.name(),
+                    self.port,
+                    self.all_logs()
+                ),
             ));
         }
     }
@@ -576,8 +612,9 @@ fn give_to_cgi_user(path: &Path) -> io::Result<()> {
     if !running_as_root() {
         return Ok(());
     }
-    let (uid, gid) = user_ids(CGI_USER)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user {CGI_USER} in /etc/passwd")))?;
+    let (uid, gid) = user_ids(CGI_USER).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("no user {CGI_USER} in /etc/passwd"))
+    })?;
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
 }
 
@@ -585,14 +622,22 @@ pub fn running_as_root() -> bool {
     // "Uid:\treal\teffective\t..." in /proc/self/status.
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| status.lines().find(|l| l.starts_with("Uid:"))?.split_whitespace().nth(2).map(|e| e == "0"))
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))?
+                .split_whitespace()
+                .nth(2)
+                .map(|e| e == "0")
+        })
         .unwrap_or(false)
 }
 
 /// (uid, gid) of a user, from /etc/passwd.
 fn user_ids(user: &str) -> Option<(u32, u32)> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    let fields: Vec<&str> = passwd.lines().map(|line| line.split(':').collect::<Vec<_>>()).find(|f| f[0] == user)?;
+    let fields: Vec<&str> =
+        passwd.lines().map(|line| line.split(':').collect::<Vec<_>>()).find(|f| f[0] == user)?;
     Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
 }
 
@@ -643,7 +688,9 @@ impl Request {
 
     /// A POST of an `application/x-www-form-urlencoded` body.
     pub fn post_form(target: &str, body: &str) -> Request {
-        Request::new("POST", target).header("Content-Type", "application/x-www-form-urlencoded").body(body.as_bytes())
+        Request::new("POST", target)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.as_bytes())
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Request {
@@ -717,12 +764,19 @@ impl Response {
 
     /// Every header of that name, in order.
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The names of the cookies set, in order, byte for byte.
     pub fn cookie_names(&self) -> Vec<&str> {
-        self.headers_named("Set-Cookie").into_iter().map(|c| c.split_once('=').map_or(c, |(n, _)| n)).collect()
+        self.headers_named("Set-Cookie")
+            .into_iter()
+            .map(|c| c.split_once('=').map_or(c, |(n, _)| n))
+            .collect()
     }
 
     pub fn text(&self) -> String {
@@ -777,7 +831,11 @@ pub fn parse_response(raw: &[u8], head_request: bool) -> io::Result<Response> {
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("bad status line"))?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
     let mut headers = Vec::new();
     for line in lines {
         let (name, value) = line.split_once(':').ok_or_else(|| bad("bad header line"))?;
@@ -787,7 +845,10 @@ pub fn parse_response(raw: &[u8], head_request: bool) -> io::Result<Response> {
     let rest = &raw[end + 4..];
     let (body, body_len) = if head_request || matches!(status, 100..=199 | 204 | 304) {
         (Vec::new(), 0)
-    } else if response.header("Transfer-Encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+    } else if response
+        .header("Transfer-Encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
         dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
     } else if let Some(length) = response.header("Content-Length") {
         let length: usize = length.parse().map_err(|_| bad("bad Content-Length"))?;
@@ -805,8 +866,9 @@ pub fn parse_response(raw: &[u8], head_request: bool) -> io::Result<Response> {
 pub fn framed_len(raw: &[u8], head_request: bool) -> Option<usize> {
     let response = parse_response(raw, head_request).ok()?;
     let bodyless = head_request || matches!(response.status, 100..=199 | 204 | 304);
-    let framed =
-        bodyless || response.header("Content-Length").is_some() || response.header("Transfer-Encoding").is_some();
+    let framed = bodyless
+        || response.header("Content-Length").is_some()
+        || response.header("Transfer-Encoding").is_some();
     framed.then_some(response.message_len)
 }
 
@@ -822,7 +884,8 @@ fn dechunk(data: &[u8]) -> Option<(Vec<u8>, usize)> {
         if size == 0 {
             // Trailer lines, then an empty line.
             let trailers = &data[at..];
-            let end = if trailers.starts_with(b"\r\n") { 2 } else { find(trailers, b"\r\n\r\n")? + 4 };
+            let end =
+                if trailers.starts_with(b"\r\n") { 2 } else { find(trailers, b"\r\n\r\n")? + 4 };
             return Some((body, at + end));
         }
         body.extend_from_slice(data.get(at..at + size)?);
