@@ -1,12 +1,13 @@
 //! In-process cost of a signout: the Cookie header selection alone, and the whole request
-//! (`serve`: arguments, configuration file, selection, decision, rendering, response bytes),
+//! (`serve_env`: arguments, configuration file, selection, decision, rendering, response bytes),
 //! for 10, 100 and 1,000 cookies. `cargo bench` runs it; `bench/run` puts its medians in the
 //! table of BENCHMARKS.md. The cookie jar is built as `bench/run` builds it (`jar` below).
 
 use std::hint::black_box;
 
-use dacs_signout::cgi::Env;
+use dacs_signout::Env;
 use dacs_signout::credentials::{Filter, NameCompare, Selection};
+use dacs_signout::testing::serve_env;
 
 fn main() {
     divan::main();
@@ -59,8 +60,7 @@ fn env(query: &str, cookie: &str) -> Env {
 
 fn request(query: &str, n: usize) -> Vec<u8> {
     let env = env(query, &jar(n));
-    let (mut served, format) = dacs_signout::serve(black_box(&env), &mut &b""[..]);
-    served.bytes(format)
+    serve_env(black_box(&env), &mut &b""[..]).finish().0
 }
 
 /// `Selection::select` alone: the Cookie header split, parsed and sorted.
@@ -80,10 +80,7 @@ fn select(bencher: divan::Bencher, n: usize) {
 fn serve_html(bencher: divan::Bencher, n: usize) {
     let env = env(HTML_QUERY, &jar(n));
     assert!(request(HTML_QUERY, n).starts_with(b"Status: 302 Found\r\n"));
-    bencher.bench(|| {
-        let (mut served, format) = dacs_signout::serve(black_box(&env), &mut &b""[..]);
-        served.bytes(format)
-    });
+    bencher.bench(|| serve_env(black_box(&env), &mut &b""[..]).finish().0);
 }
 
 /// The same with the JSON answer.
@@ -91,8 +88,5 @@ fn serve_html(bencher: divan::Bencher, n: usize) {
 fn serve_json(bencher: divan::Bencher, n: usize) {
     let env = env(JSON_QUERY, &jar(n));
     assert!(request(JSON_QUERY, n).starts_with(b"Status: 200 OK\r\n"));
-    bencher.bench(|| {
-        let (mut served, format) = dacs_signout::serve(black_box(&env), &mut &b""[..]);
-        served.bytes(format)
-    });
+    bencher.bench(|| serve_env(black_box(&env), &mut &b""[..]).finish().0);
 }

@@ -10,11 +10,9 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use dacs_signout::cgi::Env;
-use dacs_signout::cgi::args::Arguments;
-use dacs_signout::config::{Config, Source};
+use dacs_signout::Env;
 use dacs_signout::credentials::{Filter, NameCompare, Selection};
-use dacs_signout::policy::handler::{AllowRule, allowed, location};
+use dacs_signout::testing::{AllowRule, Arguments, Config, Source, allowed, location};
 
 /// A fuzz target: it panics when an invariant breaks.
 pub type Target = fn(&[u8]);
@@ -120,8 +118,7 @@ pub fn serve(data: &[u8]) {
                 .map(|(k, v)| (std::ffi::OsString::from_vec(k), std::ffi::OsString::from_vec(v))),
         )
     };
-    let (mut served, format) = dacs_signout::serve(&env, &mut &body[..]);
-    let bytes = served.bytes(format);
+    let (bytes, outcome, _) = dacs_signout::testing::serve_env(&env, &mut &body[..]).finish();
     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a CGI header block");
     let head = &bytes[..end + 2];
     assert!(head.starts_with(b"Status: "));
@@ -136,8 +133,8 @@ pub fn serve(data: &[u8]) {
         assert_eq!(end + 4, bytes.len(), "HEAD has no body");
     }
     let status: u16 = std::str::from_utf8(&head[8..11]).unwrap().parse().unwrap();
-    assert_eq!(served.exit_code, i32::from(status >= 400));
-    let log = served.log.render();
+    assert_eq!(outcome.exit_code(), i32::from(status >= 400));
+    let log = outcome.log_line();
     assert!(log.ends_with('\n') && !log.trim_end().contains('\n'), "one log line");
 }
 
@@ -149,8 +146,11 @@ pub fn config(data: &[u8]) {
     let _ = config.unknown_directives();
     for host_path in ["", "example.org/cgi-bin/dacs/dacs_signout", "dss.example.org/cgi-bin/dacs"] {
         if let Ok(settings) = config.settings(host_path) {
-            assert!(!settings.federation_name.is_empty() && !settings.jurisdiction_name.is_empty());
-            assert!(!settings.cookie.path.contains([';', '\r', '\n']));
+            assert!(
+                !settings.rules.federation_name.is_empty()
+                    && !settings.rules.jurisdiction_name.is_empty()
+            );
+            assert!(!settings.rules.cookie.path.contains([';', '\r', '\n']));
         }
     }
 }

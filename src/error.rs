@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 impl Error {
-    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+    fn new(kind: Kind, message: impl Into<String>) -> Self {
         Error { kind, message: message.into(), detail: None }
     }
 
@@ -36,6 +36,25 @@ impl Error {
         Error::new(Kind::BadRequest, message)
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::new(Kind::Forbidden, message)
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Error::new(Kind::MethodNotAllowed, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Error::new(Kind::PayloadTooLarge, message)
+    }
+
+    /// The configuration cannot be used. The browser is told only that; `detail` (the file,
+    /// the line, the problem) goes to the log.
+    pub fn misconfigured(detail: impl Into<String>) -> Self {
+        Error::internal("the signout service is misconfigured", detail)
+    }
+
+    /// Something that should not happen did; `detail` goes to the log only.
     pub fn internal(message: impl Into<String>, detail: impl Into<String>) -> Self {
         Error { kind: Kind::Internal, message: message.into(), detail: Some(detail.into()) }
     }

@@ -1,190 +1,119 @@
-//! `dacs_signout`: the DACS signout service as one CGI/1.1 program.
+//! `dacs_signout`: the DACS signout service as one CGI/1.1 program, and the library its
+//! programs share.
 //!
-//! A request flows one way: the environment snapshot ([`cgi::Env`]) becomes a validated
-//! [`cgi::Request`]; the configuration ([`config`]) gives the [`config::Settings`] of the
-//! jurisdiction; [`policy::decide`] selects the credential cookies to expire and where the
-//! browser goes; [`render`] writes HTML, XML or JSON; [`serve`] returns the response and the
-//! log line, and [`run`] writes them. When a logout hub is configured, [`relay`] turns the removed
-//! identities into signals: [`run`] writes them to the spool before the response and starts the
-//! detached delivery child after it. The outside world is touched only by `main`, [`run`],
-//! [`config::Config::load`], the handler page read, and the relay's spool and transport.
+//! A request flows one way: the environment snapshot ([`Env`]) becomes a validated request
+//! (`cgi`); the configuration (`config`, loaded here at the edge) gives the jurisdiction's
+//! rules; `policy` decides what to expire and where the browser goes; `render` writes HTML,
+//! XML or JSON; `signout` is that pipeline, and records what happened as the request's one
+//! log line. When a logout hub is configured, `relay` turns the removed identities into
+//! signals: [`run`] writes them to the spool before the response and starts the detached
+//! delivery child after it.
+//!
+//! The layers, bottom to top (a module imports only modules before it; the test
+//! `tests/it/layers.rs` checks it):
+//!
+//! ```text
+//! version  error  time  process  urls  log    foundations: no I/O
+//! credentials                          DACS identities, the Cookie header, selection, expiry
+//! cgi                                  the CGI boundary: environment, arguments, body, response
+//! policy                               the signout decision (pure)
+//! render                               HTML, XML, JSON (pure)
+//! relay                                the hub signal; the spool and the HTTP client (I/O)
+//! config                               dacs.conf, interpreted into each layer's settings
+//! signout                              the signout role's pipeline and its log line
+//! cli                                  the command line and the demo (I/O)
+//! ```
+//!
+//! The outside world is touched only by `main`, [`run`], `Config::load`, the handler page
+//! read (a function passed in), `relay` (spool, child, transport) and `cli`.
 
-// One audited exception: `relay::close_inherited_descriptors` (see its SAFETY comment).
-#![deny(unsafe_code)]
-
-pub mod cgi;
-pub mod cli;
-pub mod config;
+mod cgi;
+mod cli;
+mod config;
 pub mod credentials;
-pub mod demo;
-pub mod error;
-pub mod log;
-pub mod policy;
-pub mod relay;
-pub mod render;
+mod error;
+mod log;
+mod policy;
+mod process;
+mod relay;
+mod render;
+mod signout;
+mod time;
+mod urls;
+mod version;
 
-use std::io::{Read, Write};
+use std::path::Path;
 
-use cgi::{Env, Request, Response};
-use config::Config;
-use error::Error;
-use log::LogLine;
-use policy::Page;
-use render::Format;
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// One served request: the response, whether to send its body, the log line, the exit code.
-pub struct Served {
-    pub response: Response,
-    pub head_only: bool,
-    pub log: LogLine,
-    pub exit_code: i32,
-    /// The signals for the logout hub, when one is configured and something was removed.
-    pub relay: Option<relay::Plan>,
-}
-
-impl Served {
-    /// The bytes for stdout. A response that cannot be written safely becomes a 500.
-    pub fn bytes(&mut self, format: Format) -> Vec<u8> {
-        match self.response.to_bytes(self.head_only) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                self.fail(&e);
-                let response = render::error(&e, format);
-                response.to_bytes(self.head_only).expect("error pages have clean headers")
-            }
-        }
-    }
-
-    fn fail(&mut self, e: &Error) {
-        self.exit_code = e.exit_code();
-        self.log.set("status", e.status().0).set("error", &e.message);
-        if let Some(detail) = &e.detail {
-            self.log.set("detail", detail);
-        }
-    }
-}
-
-/// Serves one CGI request.
-pub fn serve(env: &Env, stdin: &mut dyn Read) -> (Served, Format) {
-    serve_at(env, stdin, relay::spool::now())
-}
-
-/// Serves one CGI request at `now` (Unix seconds, stamped on relay signals).
-pub fn serve_at(env: &Env, stdin: &mut dyn Read, now: u64) -> (Served, Format) {
-    let mut log = LogLine::default();
-    let early = Format::sniff(env.raw("QUERY_STRING").unwrap_or_default());
-    let head_only = env.raw("REQUEST_METHOD") == Some(b"HEAD");
-    let failure = |e: Error, format: Format, mut log: LogLine| {
-        log.set("format", format.as_str());
-        let mut served = Served {
-            response: render::error(&e, format),
-            head_only,
-            log,
-            exit_code: 0,
-            relay: None,
-        };
-        served.fail(&e);
-        (served, format)
-    };
-    let request = match Request::read(env, stdin) {
-        Ok(r) => r,
-        Err(e) => return failure(e, early, log),
-    };
-    let format = request.args.format;
-    log.set("method", request.method.as_str());
-    let config = match Config::load(env) {
-        Ok(config) => config,
-        Err((source, e)) => {
-            let e =
-                Error::internal("the signout service is misconfigured", format!("{source}: {e}"));
-            return failure(e, format, log);
-        }
-    };
-    log.set("config", &config.source);
-    let settings = match config.settings(&request.server.host_path()) {
-        Ok(s) => s,
-        Err(e) => {
-            let e = Error::internal(
-                "the signout service is misconfigured",
-                format!("{}: {e}", config.source),
-            );
-            return failure(e, format, log);
-        }
-    };
-    log.set("federation", &settings.federation_name);
-    let decision = match policy::decide(&request, &settings) {
-        Ok(d) => d,
-        Err(e) => return failure(e, format, log),
-    };
-    let file_page = match &decision.page {
-        Page::File(path) if format == Format::Html => match std::fs::read(path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                log.set("handler_error", format!("{}: {e}", path.display()));
-                None
-            }
-        },
-        _ => None,
-    };
-    let response = render::answer(&decision, &settings, format, file_page);
-    log.set("status", response.status)
-        .set("format", format.as_str())
-        .set("removed", decision.selection.removed.len())
-        .set("remain", decision.selection.remaining.len())
-        .set("handler", &decision.handler_note);
-    let relay = match relay::endpoint(env, &settings.relay) {
-        None => {
-            log.set("relay", "off");
-            None
-        }
-        Some(endpoint) => {
-            let ua = request.user_agent.as_deref();
-            match relay::plan(endpoint, &decision.selection.removed, &settings.relay, ua, now) {
-                Ok(plan) => {
-                    log.set("relay", if plan.is_some() { "planned" } else { "none" });
-                    plan
-                }
-                Err(e) => {
-                    log.set("relay", format!("error: {e}"));
-                    None
-                }
-            }
-        }
-    };
-    if let Some(addr) = &request.server.remote_addr {
-        log.set("remote", addr);
-    }
-    (Served { response, head_only, log, exit_code: 0, relay }, format)
-}
+pub use cgi::Env;
+pub use process::{Context, Streams};
+pub use version::VERSION;
 
 /// The whole program: CGI when `GATEWAY_INTERFACE` is set (argv is then never read: Apache
 /// passes query words as arguments), else the command line.
-pub fn run(
-    env: &Env,
-    args: &[String],
-    stdin: &mut dyn Read,
-    stdout: &mut dyn Write,
-    stderr: &mut dyn Write,
-) -> i32 {
+pub fn run(env: &Env, args: &[String], streams: Streams) -> i32 {
+    let context =
+        Context { clock: &time::SystemClock, default_conf: Path::new(config::DEFAULT_PATH) };
+    dispatch(env, args, streams, context)
+}
+
+fn dispatch(env: &Env, args: &[String], streams: Streams, context: Context) -> i32 {
     if env.is_set("GATEWAY_INTERFACE") {
-        let (mut served, format) = serve(env, stdin);
-        // Durable before the response goes out (§9).
-        if let Some(plan) = served.relay.as_mut() {
-            let note = plan.persist();
-            served.log.set("relay", note);
-        }
-        let bytes = served.bytes(format);
-        let written = stdout.write_all(&bytes).and_then(|()| stdout.flush());
-        if let Some(plan) = &served.relay {
-            if let Err(e) = plan.launch() {
-                served.log.set("relay_launch", format!("failed: {e}"));
-            }
-        }
-        let _ = stderr.write_all(served.log.render().as_bytes());
-        if written.is_err() { 1 } else { served.exit_code }
+        cgi_request(env, streams, context)
     } else {
-        cli::run(env, args, stdin, stdout, stderr)
+        cli::run(env, args, streams, context)
+    }
+}
+
+/// One CGI request: the configuration read, the signout served, the signals made durable
+/// before the response (§9), the response written, the delivery child started, the log line.
+fn cgi_request(env: &Env, io: Streams, context: Context) -> i32 {
+    let config = config::Config::load(env, context.default_conf);
+    let now = context.clock.now();
+    let served = signout::serve(env, io.stdin, &config, now, &|path| std::fs::read(path));
+    let (bytes, mut outcome, mut plan) = served.finish();
+    if let Some(plan) = plan.as_mut() {
+        outcome.relay = Some(plan.persist());
+    }
+    let written = io.stdout.write_all(&bytes).and_then(|()| io.stdout.flush());
+    if let Some(plan) = &plan
+        && let Err(e) = plan.launch(env)
+    {
+        outcome.relay_launch = Some(e.to_string());
+    }
+    let _ = io.stderr.write_all(outcome.log_line().as_bytes());
+    if written.is_err() { 1 } else { outcome.exit_code() }
+}
+
+/// What the test suite, the benchmarks and the fuzz targets reach into. Not an API: it
+/// changes with the code.
+#[doc(hidden)]
+pub mod testing {
+    use std::io::Read;
+    use std::path::Path;
+
+    pub use crate::cgi::args::Arguments;
+    pub use crate::config::{Config, Loaded, Source};
+    pub use crate::policy::handler::{AllowRule, allowed, location};
+    pub use crate::relay::signal::Signal;
+    pub use crate::relay::spool::Spool;
+    pub use crate::signout::{Outcome, Served, serve};
+    pub use crate::time::{Clock, Fixed, SystemClock, from_unix_secs, unix_secs};
+
+    /// [`crate::run`] in a context of the caller's choosing: the configuration path the
+    /// programs fall back to (`/etc/dacs-signout/dacs.conf`) may exist on the test machine.
+    pub fn run_in(
+        env: &crate::Env,
+        args: &[String],
+        streams: crate::Streams,
+        context: crate::Context,
+    ) -> i32 {
+        crate::dispatch(env, args, streams, context)
+    }
+
+    /// Serves `env` on the configuration it names (or the built-in demo), reading handler
+    /// pages from disk: what a CGI request does, without the relay's I/O.
+    pub fn serve_env(env: &crate::Env, body: &mut dyn Read) -> Served {
+        let config = Config::load(env, Path::new("/nonexistent/dacs-signout/dacs.conf"));
+        serve(env, body, &config, std::time::SystemTime::now(), &|p| std::fs::read(p))
     }
 }

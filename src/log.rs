@@ -18,13 +18,14 @@ impl LogLine {
         self
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
-    }
-
     /// `dacs_signout: key=value key="value with spaces"`, controls replaced, one line.
     pub fn render(&self) -> String {
-        let mut out = String::from("dacs_signout:");
+        self.render_as("dacs_signout")
+    }
+
+    /// The same line with another program's name in front.
+    pub fn render_as(&self, program: &str) -> String {
+        let mut out = format!("{program}:");
         for (key, value) in &self.fields {
             let clean: String =
                 value.chars().map(|c| if c.is_control() { '?' } else { c }).collect();

@@ -1,8 +1,8 @@
 //! A snapshot of the process environment, taken once at the edge.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::error::Error;
 
@@ -31,6 +31,11 @@ impl Env {
 
     pub fn raw(&self, name: &str) -> Option<&[u8]> {
         self.vars.get(name).map(Vec::as_slice)
+    }
+
+    /// A value as the operating system holds it, to hand on to a child process.
+    pub fn os(&self, name: &str) -> Option<&OsStr> {
+        self.raw(name).map(OsStr::from_bytes)
     }
 
     pub fn is_set(&self, name: &str) -> bool {

@@ -3,9 +3,11 @@
 
 pub mod args;
 pub mod env;
+pub mod format;
 pub mod request;
 pub mod response;
 
 pub use env::Env;
-pub use request::{FetchMetadata, Method, Request, Server};
+pub use format::Format;
+pub use request::{FetchMetadata, Method, Request};
 pub use response::Response;

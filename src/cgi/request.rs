@@ -4,9 +4,9 @@ use std::io::Read;
 
 use super::args::Arguments;
 use super::env::Env;
+use super::format::Format;
 use crate::credentials::CookieSyntax;
-use crate::error::{Error, Kind};
-use crate::render::Format;
+use crate::error::Error;
 
 /// The largest request body read (§2).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -120,7 +120,7 @@ fn method(env: &Env) -> Result<Method, Error> {
         Some("GET") => Ok(Method::Get),
         Some("HEAD") => Ok(Method::Head),
         Some("POST") => Ok(Method::Post),
-        Some(_) => Err(Error::new(Kind::MethodNotAllowed, "only GET, HEAD and POST are served")),
+        Some(_) => Err(Error::method_not_allowed("only GET, HEAD and POST are served")),
         None => Err(Error::bad_request("REQUEST_METHOD is missing: not a CGI request")),
     }
 }
@@ -140,7 +140,7 @@ fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
     // Any number too large for usize is certainly over the cap.
     let length = length.parse::<usize>().unwrap_or(usize::MAX);
     if length > MAX_BODY {
-        return Err(Error::new(Kind::PayloadTooLarge, "the request body is larger than 64 KiB"));
+        return Err(Error::too_large("the request body is larger than 64 KiB"));
     }
     let mut buffer = Vec::with_capacity(length);
     body.take(length as u64).read_to_end(&mut buffer).map_err(|e| {
@@ -163,10 +163,10 @@ fn signout_args(args: &Arguments) -> Result<SignoutArgs, Error> {
             v => Ok(v.map(str::to_owned)),
         }
     };
-    if let Some(version) = given("DACS_VERSION") {
-        if version != "1.4" {
-            return Err(Error::bad_request("DACS_VERSION must be 1.4"));
-        }
+    if let Some(version) = given("DACS_VERSION")
+        && version != "1.4"
+    {
+        return Err(Error::bad_request("DACS_VERSION must be 1.4"));
     }
     Ok(SignoutArgs {
         username: name_arg("DACS_USERNAME")?,

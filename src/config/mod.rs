@@ -9,9 +9,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use parse::{Directive, KNOWN_DIRECTIVES, Section};
-pub use settings::{RelaySettings, Settings, UsernameMap};
+pub use settings::{Settings, relay_settings};
 
 use crate::cgi::Env;
+use crate::urls;
 
 /// Where the configuration is looked for when `DACS_SIGNOUT_CONF` is unset.
 pub const DEFAULT_PATH: &str = "/etc/dacs-signout/dacs.conf";
@@ -71,6 +72,9 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A configuration as loading found it: the configuration, or where it failed and why.
+pub type Loaded = Result<Config, (Source, ConfigError)>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub source: Source,
@@ -90,24 +94,25 @@ impl Config {
         Config::parse(DEMO, Source::BuiltIn).expect("the built-in configuration parses")
     }
 
-    /// Finds and reads the configuration: `$DACS_SIGNOUT_CONF`, else `DEFAULT_PATH`, else the
-    /// built-in demo. A file that is named but unreadable is an error, never the demo.
-    pub fn load(env: &Env) -> Result<Config, (Source, ConfigError)> {
+    /// Finds and reads the configuration: `$DACS_SIGNOUT_CONF`, else `default_path` (the
+    /// programs pass [`DEFAULT_PATH`]; tests another), else the built-in demo. A file that is
+    /// named but unreadable is an error, never the demo.
+    pub fn load(env: &Env, default_path: &Path) -> Loaded {
         let path = match env.raw("DACS_SIGNOUT_CONF") {
             Some(raw) => PathBuf::from(std::ffi::OsStr::from_bytes(raw)),
             // Absent, and only absent: a file we may not read, or a dangling symlink, is a
             // configuration someone meant, and an error, never the demo.
-            None if std::fs::symlink_metadata(DEFAULT_PATH)
+            None if std::fs::symlink_metadata(default_path)
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
             {
                 return Ok(Config::demo());
             }
-            None => PathBuf::from(DEFAULT_PATH),
+            None => default_path.to_owned(),
         };
         Config::load_file(&path)
     }
 
-    pub fn load_file(path: &Path) -> Result<Config, (Source, ConfigError)> {
+    pub fn load_file(path: &Path) -> Loaded {
         let source = Source::File(path.to_owned());
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -198,12 +203,7 @@ fn uri_matches(uri: &str, host_path: &str) -> bool {
     };
     let (uri_host, uri_path) = split(uri);
     let (host, path) = split(host_path);
-    if uri_host != host || !path.starts_with(&uri_path) {
-        return false;
-    }
-    uri_path.is_empty()
-        || uri_path.ends_with('/')
-        || matches!(path.as_bytes().get(uri_path.len()), None | Some(b'/'))
+    uri_host == host && urls::within(&path, &uri_path)
 }
 
 #[cfg(test)]
@@ -227,7 +227,7 @@ JURISDICTION_NAME "DEEP"
     #[test]
     fn longest_jurisdiction_prefix_wins_on_segment_boundaries() {
         let c = Config::parse(TWO, Source::BuiltIn).unwrap();
-        let j = |hp: &str| c.settings(hp).unwrap().jurisdiction_name;
+        let j = |hp: &str| c.settings(hp).unwrap().rules.jurisdiction_name;
         assert_eq!(j("ex.org/cgi-bin/a/dacs_signout"), "A");
         assert_eq!(j("Ex.Org/cgi-bin/a/deeper/dacs_signout"), "DEEP");
         assert_eq!(j("ex.org/cgi-bin/ab/dacs_signout"), "ROOT");
@@ -240,7 +240,11 @@ JURISDICTION_NAME "DEEP"
         assert!(demo.check().is_empty());
         let s = demo.settings("").unwrap();
         assert_eq!(
-            (s.federation_name.as_str(), s.cookie.domain.clone(), s.cookie.secure),
+            (
+                s.rules.federation_name.as_str(),
+                s.rules.cookie.domain.clone(),
+                s.rules.cookie.secure
+            ),
             ("DEMO", None, false)
         );
     }

@@ -4,43 +4,17 @@ use super::ConfigError;
 use super::parse::{Directive, Section};
 use crate::credentials::identity::is_name;
 use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
+use crate::policy::Rules;
 use crate::policy::driveby::CrossSite;
 use crate::policy::handler::{AllowRule, HandlerDirective};
+use crate::relay::{self, UsernameMap};
+use crate::urls;
 
-/// The effective configuration of one request.
+/// The effective configuration of one request: each role's part of the section it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    pub federation_name: String,
-    pub jurisdiction_name: String,
-    /// `FEDERATION_DOMAIN` as configured (reported in the output even with `COOKIE_NO_DOMAIN`).
-    pub federation_domain: Option<String>,
-    pub cookie: CookieAttributes,
-    pub name_compare: NameCompare,
-    pub cookie_syntax: CookieSyntax,
-    pub signout_handler: Option<HandlerDirective>,
-    pub allow: Vec<AllowRule>,
-    pub cross_site: CrossSite,
-    /// The `Clear-Site-Data` header value, when enabled.
-    pub clear_site_data: Option<String>,
-    pub relay: RelaySettings,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelaySettings {
-    pub base_url: Option<String>,
-    pub token_env: String,
-    pub username_map: Option<UsernameMap>,
-    pub timeout_secs: u64,
-    pub spool_dir: String,
-    pub log: Option<String>,
-    pub max_age_secs: u64,
-}
-
-/// `RELAY_USERNAME_MAP "REGEX => REPLACEMENT"`, compiled only when a signal is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsernameMap {
-    pub pattern: String,
-    pub replacement: String,
+    pub rules: Rules,
+    pub relay: relay::Settings,
 }
 
 /// Directive lookup: the `Jurisdiction` section overrides `Default`.
@@ -201,7 +175,7 @@ impl Settings {
             clear_site_data,
             "off or a list of cache, cookies, storage, executionContexts, *",
         )?;
-        Ok(Settings {
+        let rules = Rules {
             federation_name,
             jurisdiction_name,
             federation_domain,
@@ -212,13 +186,13 @@ impl Settings {
             allow,
             cross_site,
             clear_site_data,
-            relay: relay(&layers)?,
-        })
+        };
+        Ok(Settings { rules, relay: relay(&layers)? })
     }
 
     /// What only `--check-config` pays for: compiling every regular expression.
     pub fn compile_check(&self) -> Result<(), ConfigError> {
-        for rule in &self.allow {
+        for rule in &self.rules.allow {
             if let AllowRule::Regex(source) = rule {
                 AllowRule::compile(source).map_err(|e| {
                     ConfigError::general(format!("SIGNOUT_HANDLER_ALLOW re:{source}: {e}"))
@@ -233,27 +207,19 @@ impl Settings {
     }
 }
 
-impl RelaySettings {
-    /// The relay directives of `Default`, overridden by a `Jurisdiction` section's.
-    pub fn of(
-        default: &Section,
-        jurisdiction: Option<&Section>,
-    ) -> Result<RelaySettings, ConfigError> {
-        relay(&Layers { default, jurisdiction })
-    }
+/// The relay directives of `Default`, overridden by a `Jurisdiction` section's.
+pub fn relay_settings(
+    default: &Section,
+    jurisdiction: Option<&Section>,
+) -> Result<relay::Settings, ConfigError> {
+    relay(&Layers { default, jurisdiction })
 }
 
-fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
+fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
     let base_url = match layers.get("IDMS_BASE_API_URL") {
         None => None,
-        Some(d) => match url::Url::parse(&d.value) {
-            Ok(u)
-                if matches!(u.scheme(), "http" | "https")
-                    && u.username().is_empty()
-                    && u.password().is_none() =>
-            {
-                Some(d.value.clone())
-            }
+        Some(d) => match urls::parse_plain_http(&d.value) {
+            Some(_) => Some(d.value.clone()),
             _ => return Err(invalid(d, "an http or https URL without credentials")),
         },
     };
@@ -283,7 +249,7 @@ fn relay(layers: &Layers) -> Result<RelaySettings, ConfigError> {
         "REGEX => REPLACEMENT",
     )?;
     let path = |v: &str| (!v.is_empty() && !v.contains('\0')).then(|| v.to_owned());
-    Ok(RelaySettings {
+    Ok(relay::Settings {
         base_url,
         token_env,
         username_map,
@@ -324,12 +290,12 @@ mod tests {
     #[test]
     fn defaults() {
         let s = settings(BASE).unwrap();
-        assert_eq!(s.cookie.path, "/");
-        assert_eq!(s.cookie.domain.as_deref(), Some("ex.org"));
-        assert!(s.cookie.secure);
+        assert_eq!(s.rules.cookie.path, "/");
+        assert_eq!(s.rules.cookie.domain.as_deref(), Some("ex.org"));
+        assert!(s.rules.cookie.secure);
         assert_eq!(s.relay.timeout_secs, 15);
         assert_eq!(s.relay.token_env, "COMMONS_PROFILES_API_TOKEN");
-        assert_eq!(s.clear_site_data, None);
+        assert_eq!(s.rules.clear_site_data, None);
     }
 
     #[test]
@@ -364,6 +330,6 @@ mod tests {
     #[test]
     fn clear_site_data_values() {
         let s = settings(&format!("{BASE}\nCLEAR_SITE_DATA \"cookies, cache\"")).unwrap();
-        assert_eq!(s.clear_site_data.as_deref(), Some("\"cookies\", \"cache\""));
+        assert_eq!(s.rules.clear_site_data.as_deref(), Some("\"cookies\", \"cache\""));
     }
 }

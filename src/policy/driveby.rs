@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use crate::cgi::FetchMetadata;
-use crate::error::{Error, Kind};
+use crate::error::Error;
 
 /// `SIGNOUT_CROSS_SITE`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<(), Error> {
         return Ok(());
     }
     if fetch.purpose.as_deref().is_some_and(|p| p.contains("prefetch")) {
-        return Err(Error::new(Kind::Forbidden, "a prefetch cannot sign you out"));
+        return Err(Error::forbidden("a prefetch cannot sign you out"));
     }
     if fetch.site.as_deref() != Some("cross-site") {
         return Ok(());
@@ -48,7 +48,7 @@ pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<(), Error> {
     let navigation = fetch.mode.as_deref() == Some("navigate")
         && fetch.dest.as_deref().is_none_or(|d| d == "document");
     if mode == CrossSite::Deny || !navigation {
-        return Err(Error::new(Kind::Forbidden, "a signout cannot be started by another site"));
+        return Err(Error::forbidden("a signout cannot be started by another site"));
     }
     Ok(())
 }

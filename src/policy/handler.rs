@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use regex::Regex;
 use url::Url;
 
+use crate::urls;
+
 /// `SIGNOUT_HANDLER`: `url URL`, `file PATH` or `message TEXT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandlerDirective {
@@ -78,11 +80,7 @@ impl AllowRule {
             return Ok(AllowRule::PathPrefix(value.to_owned()));
         }
         let url = Url::parse(value).map_err(|e| format!("{value:?}: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https")
-            || url.host().is_none()
-            || !url.username().is_empty()
-            || url.password().is_some()
-        {
+        if !urls::is_http(&url) || urls::has_userinfo(&url) {
             return Err(format!(
                 "{value:?} must be an http(s) origin or URL prefix without user-info"
             ));
@@ -109,11 +107,8 @@ impl AllowRule {
             AllowRule::Origin(origin) => url.origin().ascii_serialization() == *origin,
             AllowRule::UrlPrefix(prefix) => url.as_str().starts_with(prefix.as_str()),
             AllowRule::PathPrefix(prefix) => {
-                let path = url.path();
                 own_origin == Some(url.origin().ascii_serialization().as_str())
-                    && path.starts_with(prefix.as_str())
-                    && (prefix.ends_with('/')
-                        || matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+                    && urls::within(url.path(), prefix)
             }
             AllowRule::Regex(source) => AllowRule::compile(source)?.is_match(url.as_str()),
         })
@@ -167,10 +162,10 @@ pub fn vet(candidate: &str, own_origin: Option<&str>) -> Result<Url, Refusal> {
         }
         Err(_) => return Err(Refusal::Unparsable),
     };
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+    if !urls::is_http(&url) {
         return Err(Refusal::NotHttp);
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if urls::has_userinfo(&url) {
         return Err(Refusal::UserInfo);
     }
     if has_encoded_separator(url.path()) {
@@ -213,16 +208,8 @@ pub fn allowed(
 }
 
 /// The redirect target: the handler with the three DACS arguments appended, before any
-/// fragment.
-///
-/// ```
-/// use dacs_signout::policy::handler::location;
-/// let url = url::Url::parse("https://p.example/bye?x=1#top").unwrap();
-/// assert_eq!(
-///     location(url, "EX", "J"),
-///     "https://p.example/bye?x=1&DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J#top",
-/// );
-/// ```
+/// fragment: `https://p.example/bye?x=1#top` becomes
+/// `https://p.example/bye?x=1&DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J#top`.
 pub fn location(mut url: Url, federation: &str, jurisdiction: &str) -> String {
     // Federation and jurisdiction names are [A-Za-z0-9_-]: nothing to encode.
     let dacs =
@@ -358,6 +345,11 @@ mod tests {
         assert_eq!(
             location(url, "EX", "J"),
             "https://p.example/?DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J"
+        );
+        let url = Url::parse("https://p.example/bye?x=1#top").unwrap();
+        assert_eq!(
+            location(url, "EX", "J"),
+            "https://p.example/bye?x=1&DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J#top",
         );
     }
 }

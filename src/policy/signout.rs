@@ -1,17 +1,17 @@
 //! The signout decision: what to expire and where the browser goes. Pure: no I/O.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use url::Url;
 
+use super::Rules;
 use super::driveby;
-use super::handler::{self, HandlerDirective};
-use crate::cgi::Request;
-use crate::config::Settings;
+use super::handler::{self, HandlerDirective, Refusal};
+use crate::cgi::{Format, Request};
 use crate::credentials::expiry::set_cookie;
 use crate::credentials::{Filter, Selection};
 use crate::error::Error;
-use crate::render::Format;
 
 /// What the HTML answer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,51 +27,105 @@ pub enum Page {
     BuiltIn,
 }
 
+/// How the handler was decided, for the log line (`handler=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerNote {
+    /// The `DACS_SIGNOUT_HANDLER` argument, when one was given and refused.
+    pub refused: Option<Refusal>,
+    pub handled: Handled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Neither an argument nor a directive.
+    NoHandler,
+    /// XML and JSON never redirect.
+    NotHtml,
+    /// As DACS does: a handler only for someone who was signed in.
+    NothingRemoved,
+    /// The `DACS_SIGNOUT_HANDLER` argument.
+    Argument,
+    /// The built-in page, after a refused argument and with no directive.
+    BuiltIn,
+    DirectiveUrl,
+    /// `SIGNOUT_HANDLER "url /path"` with no `SERVER_NAME` to resolve it against.
+    DirectiveUrlUnresolved,
+    DirectiveFile,
+    DirectiveMessage,
+}
+
+impl Handled {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handled::NoHandler => "none",
+            Handled::NotHtml => "ignored-not-html",
+            Handled::NothingRemoved => "unused-nothing-removed",
+            Handled::Argument => "argument",
+            Handled::BuiltIn => "builtin",
+            Handled::DirectiveUrl => "directive-url",
+            Handled::DirectiveUrlUnresolved => "directive-url-unresolved",
+            Handled::DirectiveFile => "directive-file",
+            Handled::DirectiveMessage => "directive-message",
+        }
+    }
+}
+
+impl fmt::Display for HandlerNote {
+    /// `argument`, `directive-url`, `refused-not-allowed/builtin`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(refusal) = self.refused {
+            write!(f, "refused-{}/", refusal.as_str())?;
+        }
+        f.write_str(self.handled.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision<'a> {
     pub selection: Selection<'a>,
     /// One `Set-Cookie` value per expired cookie.
     pub set_cookies: Vec<String>,
     pub page: Page,
-    /// How the handler was decided, for the log line.
-    pub handler_note: String,
+    pub handler: HandlerNote,
+    /// The `Clear-Site-Data` value to send, if any: only after a full signout that removed
+    /// something (it clears every cookie of the site, which would undo a selective signout).
+    pub clear_site_data: Option<String>,
 }
 
-pub fn decide<'a>(request: &'a Request, settings: &Settings) -> Result<Decision<'a>, Error> {
-    driveby::check(&request.fetch, settings.cross_site)?;
+pub fn decide<'a>(request: &'a Request, rules: &Rules) -> Result<Decision<'a>, Error> {
+    driveby::check(&request.fetch, rules.cross_site)?;
     let filter = Filter {
         username: request.args.username.clone(),
         jurisdiction: request.args.jurisdiction.clone(),
     };
     let selection = Selection::select(
         &request.cookie_header,
-        &settings.federation_name,
+        &rules.federation_name,
         &filter,
-        settings.name_compare,
+        rules.name_compare,
     );
-    let syntax = request.args.cookie_syntax.unwrap_or(settings.cookie_syntax);
+    let syntax = request.args.cookie_syntax.unwrap_or(rules.cookie_syntax);
     let set_cookies =
-        selection.expired_names().map(|name| set_cookie(name, &settings.cookie, syntax)).collect();
-    let (page, handler_note) = page(request, settings, !selection.removed.is_empty())?;
-    Ok(Decision { selection, set_cookies, page, handler_note })
+        selection.expired_names().map(|name| set_cookie(name, &rules.cookie, syntax)).collect();
+    let removed_any = !selection.removed.is_empty();
+    let (page, handler) = page(request, rules, removed_any)?;
+    let clear_site_data =
+        rules.clear_site_data.clone().filter(|_| selection.full_signout && removed_any);
+    Ok(Decision { selection, set_cookies, page, handler, clear_site_data })
 }
 
-fn page(
-    request: &Request,
-    settings: &Settings,
-    removed_any: bool,
-) -> Result<(Page, String), Error> {
+fn page(request: &Request, rules: &Rules, removed_any: bool) -> Result<(Page, HandlerNote), Error> {
+    let note = |handled| HandlerNote { refused: None, handled };
     let asked = request.args.handler.as_deref();
-    let configured = settings.signout_handler.as_ref();
+    let configured = rules.signout_handler.as_ref();
     if asked.is_none() && configured.is_none() {
-        return Ok((Page::BuiltIn, "none".into()));
+        return Ok((Page::BuiltIn, note(Handled::NoHandler)));
     }
     if request.args.format != Format::Html {
-        return Ok((Page::BuiltIn, "ignored-not-html".into()));
+        return Ok((Page::BuiltIn, note(Handled::NotHtml)));
     }
-    // As DACS does: the handler is for someone who was signed in.
     if !removed_any {
-        return Ok((Page::BuiltIn, "unused-nothing-removed".into()));
+        return Ok((Page::BuiltIn, note(Handled::NothingRemoved)));
     }
     // Normalised (lowercase host, IDNA, default port dropped) as rule origins are.
     let own_origin = request
@@ -80,53 +134,30 @@ fn page(
         .and_then(|o| Url::parse(&o).ok())
         .map(|u| u.origin().ascii_serialization());
     let redirect = |url: Url| {
-        Page::Redirect(handler::location(
-            url,
-            &settings.federation_name,
-            &settings.jurisdiction_name,
-        ))
+        Page::Redirect(handler::location(url, &rules.federation_name, &rules.jurisdiction_name))
     };
-    let mut note = String::new();
+    let mut refused = None;
     if let Some(candidate) = asked {
-        let verdict =
-            handler::allowed(candidate, &settings.allow, own_origin.as_deref()).map_err(|e| {
-                Error::internal(
-                    "the signout service is misconfigured",
-                    format!("SIGNOUT_HANDLER_ALLOW: {e}"),
-                )
-            })?;
+        let verdict = handler::allowed(candidate, &rules.allow, own_origin.as_deref())
+            .map_err(|e| Error::misconfigured(format!("SIGNOUT_HANDLER_ALLOW: {e}")))?;
         match verdict {
-            Ok(url) => return Ok((redirect(url), "argument".into())),
-            Err(refusal) => note = format!("refused-{}/", refusal.as_str()),
+            Ok(url) => return Ok((redirect(url), note(Handled::Argument))),
+            Err(refusal) => refused = Some(refusal),
         }
     }
-    let page = match configured {
-        None => {
-            note.push_str("builtin");
-            Page::BuiltIn
-        }
+    let (page, handled) = match configured {
+        None => (Page::BuiltIn, Handled::BuiltIn),
         Some(HandlerDirective::Url(target)) => {
             let base = own_origin.as_deref().and_then(|o| Url::parse(o).ok());
-            let url = Url::parse(target).or_else(|e| base.ok_or(e).and_then(|b| b.join(target)));
-            match url {
-                Ok(url) => {
-                    note.push_str("directive-url");
-                    redirect(url)
-                }
-                Err(_) => {
-                    note.push_str("directive-url-unresolved");
-                    Page::BuiltIn
-                }
+            match Url::parse(target).or_else(|e| base.ok_or(e).and_then(|b| b.join(target))) {
+                Ok(url) => (redirect(url), Handled::DirectiveUrl),
+                Err(_) => (Page::BuiltIn, Handled::DirectiveUrlUnresolved),
             }
         }
-        Some(HandlerDirective::File(path)) => {
-            note.push_str("directive-file");
-            Page::File(path.clone())
-        }
+        Some(HandlerDirective::File(path)) => (Page::File(path.clone()), Handled::DirectiveFile),
         Some(HandlerDirective::Message(text)) => {
-            note.push_str("directive-message");
-            Page::Message(text.clone())
+            (Page::Message(text.clone()), Handled::DirectiveMessage)
         }
     };
-    Ok((page, note))
+    Ok((page, HandlerNote { refused, handled }))
 }

@@ -23,12 +23,8 @@ pub struct Signal {
     pub next_attempt: u64,
 }
 
-/// The request body, compact, as the Knowledge Commons hub expects it.
-///
-/// ```
-/// use dacs_signout::relay::signal::body;
-/// assert_eq!(body("john_doe", "Mozilla/5.0 \"x\""), r#"{"user_name":"john_doe","user_agent":"Mozilla/5.0 \"x\""}"#);
-/// ```
+/// The request body, compact, as the Knowledge Commons hub expects it:
+/// `{"user_name":"john_doe","user_agent":"Mozilla/5.0"}`.
 pub fn body(user_name: &str, user_agent: &str) -> String {
     format!(
         "{{\"user_name\":{},\"user_agent\":{}}}",
@@ -58,6 +54,14 @@ impl Verdict {
             Verdict::Delivered => "delivered",
             Verdict::Retry(_) => "retry",
             Verdict::Dead(_) => "dead",
+        }
+    }
+
+    /// Why it was not delivered.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Verdict::Delivered => None,
+            Verdict::Retry(why) | Verdict::Dead(why) => Some(why),
         }
     }
 }
@@ -167,6 +171,14 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn body_is_compact_and_escaped() {
+        assert_eq!(
+            body("john_doe", "Mozilla/5.0 \"x\""),
+            r#"{"user_name":"john_doe","user_agent":"Mozilla/5.0 \"x\""}"#
+        );
     }
 
     #[test]

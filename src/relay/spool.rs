@@ -98,18 +98,33 @@ impl Spool {
         Ok(ids)
     }
 
+    /// The record waiting as `id`, read without claiming it (to skip what is not due); `None`
+    /// when it is gone or unreadable (a claim then settles it).
+    pub fn peek(&self, id: &str) -> Option<Signal> {
+        Signal::from_json(&fs::read(self.dir("new").join(format!("{id}.json"))).ok()?)
+    }
+
     /// Claims `id` for this process. `Ok(None)` when another drainer took it first. A file that
     /// does not parse is moved to `dead/`, and `Ok(None)` returned.
-    pub fn claim(&self, id: &str) -> io::Result<Option<Claim>> {
+    pub fn claim(&self, id: &str, now: SystemTime) -> io::Result<Option<Claim>> {
+        let waiting = self.dir("new").join(format!("{id}.json"));
         let path = self.dir("work").join(format!("{id}.json.{}", std::process::id()));
-        match fs::rename(self.dir("new").join(format!("{id}.json")), &path) {
-            Ok(()) => {}
+        // The claim's age starts now. Touched before the rename, which keeps the mtime: a claim
+        // that still carried its last write's time could look stale to another drainer's
+        // `reclaim_stale` in between, and be taken back from under this one.
+        let claimed = File::options()
+            .write(true)
+            .open(&waiting)
+            .and_then(|file| file.set_modified(now))
+            .and_then(|()| fs::rename(&waiting, &path))
+            .and_then(|()| fs::read(&path));
+        let bytes = match claimed {
+            Ok(bytes) => bytes,
+            // Another drainer took it first (or took it back as stale): it is theirs.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
-        }
-        // rename keeps the file's mtime (its last write); the claim's age starts now.
-        File::options().write(true).open(&path)?.set_modified(SystemTime::now())?;
-        match Signal::from_json(&fs::read(&path)?) {
+        };
+        match Signal::from_json(&bytes) {
             Some(signal) => Ok(Some(Claim { signal, path })),
             None => {
                 fs::rename(&path, self.dir("dead").join(format!("{id}.json")))?;
@@ -147,7 +162,7 @@ impl Spool {
     /// Returns to `new/` the claims of drainers that died (no such process), and claims held
     /// longer than `stale_after` since they were taken (a delivery cannot outlive its timeout,
     /// so such a claimer is stuck, or the PID belongs to another process now). Returns how many.
-    pub fn reclaim_stale(&self, stale_after: Duration) -> io::Result<usize> {
+    pub fn reclaim_stale(&self, stale_after: Duration, now: SystemTime) -> io::Result<usize> {
         let mut count = 0;
         for entry in fs::read_dir(self.dir("work"))? {
             let entry = entry?;
@@ -160,7 +175,7 @@ impl Spool {
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
-                .map(|t| t.elapsed().unwrap_or_default())
+                .map(|t| now.duration_since(t).unwrap_or_default())
             else {
                 continue;
             };
@@ -213,76 +228,4 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Unix seconds now.
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn signal(id: &str) -> Signal {
-        Signal {
-            id: id.into(),
-            user_name: "u".into(),
-            user_agent: "UA".into(),
-            endpoint: "http://127.0.0.1:9/".into(),
-            token_env: "T".into(),
-            timeout_secs: 1,
-            max_age_secs: 60,
-            created: 1,
-            attempts: 0,
-            next_attempt: 0,
-        }
-    }
-
-    fn temp(label: &str) -> PathBuf {
-        let p = std::env::temp_dir().join(format!("dacs-spool-{label}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        p
-    }
-
-    #[test]
-    fn life_of_a_signal() {
-        let root = temp("life");
-        let spool = Spool::open(&root).unwrap();
-        spool.put(&signal("a")).unwrap();
-        spool.put(&signal("b")).unwrap();
-        assert_eq!(spool.waiting().unwrap(), ["a", "b"]);
-        let a = spool.claim("a").unwrap().unwrap();
-        assert!(spool.claim("a").unwrap().is_none(), "one winner");
-        spool.finish(a).unwrap();
-        let b = spool.claim("b").unwrap().unwrap();
-        let mut next = b.signal.clone();
-        next.attempts = 1;
-        spool.retry(b, &next).unwrap();
-        assert_eq!(spool.claim("b").unwrap().unwrap().signal.attempts, 1);
-        assert_eq!(spool.counts().unwrap(), [0, 1, 0]);
-        // This process is alive: its claim is not stale yet.
-        assert_eq!(spool.reclaim_stale(Duration::from_secs(60)).unwrap(), 0);
-        assert_eq!(spool.reclaim_stale(Duration::ZERO).unwrap(), 1);
-        let b = spool.claim("b").unwrap().unwrap();
-        spool.bury(b, "refused").unwrap();
-        assert_eq!(spool.counts().unwrap(), [0, 0, 1]);
-        fs::write(root.join("new/c.json"), "not json").unwrap();
-        assert!(spool.claim("c").unwrap().is_none());
-        assert_eq!(spool.counts().unwrap(), [0, 0, 2]);
-        fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn a_spool_others_can_write_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let root = temp("perm");
-        Spool::open(&root).unwrap();
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
-        assert_eq!(
-            Spool::open(&root).err().map(|e| e.kind()),
-            Some(io::ErrorKind::PermissionDenied)
-        );
-        fs::remove_dir_all(&root).unwrap();
-    }
 }

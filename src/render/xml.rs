@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::{Format, Report};
+use super::Report;
+use crate::cgi::Format;
 use crate::cgi::Response;
 use crate::credentials::Credential;
 

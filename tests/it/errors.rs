@@ -32,7 +32,6 @@ fn oversized_body_is_413_without_reading_it() {
     let body = "a=".to_owned() + &"b".repeat(70_000);
     let out = Cgi::post("FORMAT=JSON", &body).example("").run();
     out.status(413).common_headers();
-    validate_json(&out.body);
     let out =
         Cgi::post("", "").env("CONTENT_LENGTH", "99999999999999999999999999").example("").run();
     out.status(413).common_headers();
@@ -44,7 +43,6 @@ fn other_methods_are_405_with_allow() {
         let out = Cgi::method(method, "FORMAT=XML").example("").cookie(JAR).run();
         out.status(405).common_headers();
         assert_eq!(out.header("Allow"), Some("GET, HEAD, POST"));
-        validate_xml(&out.body);
     }
 }
 
@@ -55,7 +53,6 @@ fn missing_or_broken_configuration_is_500_with_details_only_in_the_log() {
         .cookie(JAR)
         .run();
     out.status(500).common_headers();
-    validate_json(&out.body);
     assert!(out.set_cookies().is_empty());
     assert!(!out.body.contains("nonexistent"));
     assert!(out.log.contains("/nonexistent/dacs.conf"), "{}", out.log);

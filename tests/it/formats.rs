@@ -43,14 +43,15 @@ fn xml_variants_validate_and_report_removed_and_remaining() {
             out.body
                 .contains("<signed_out federation=\"EX\" jurisdiction=\"DSS\" username=\"amy\"/>")
         );
-        validate_xml(&out.body);
     }
 }
 
 #[test]
 fn xml_with_no_credentials_and_errors_validate() {
+    // The empty report validates too (Cgi::run checks every XML answer against both schemas).
     let out = Cgi::get("FORMAT=XMLSCHEMA").example("").run();
-    validate_xml(&out.body);
+    out.status(200);
+    assert!(!out.body.contains("<credentials") && !out.body.contains("<signed_out"));
     for format in ["XML", "XMLSIMPLE", "XMLDTD", "XMLSCHEMA"] {
         let out = Cgi::get(&format!("FORMAT={format}&COOKIE_SYNTAX=nope")).example("").run();
         out.status(400).common_headers();
@@ -59,7 +60,6 @@ fn xml_with_no_credentials_and_errors_validate() {
             "{}",
             out.body
         );
-        validate_xml(&out.body);
     }
 }
 
@@ -68,7 +68,6 @@ fn json_validates_and_escapes() {
     let out = Cgi::get("FORMAT=json&DACS_JURISDICTION=DSS").example("").cookie(JAR).run();
     out.status(200).common_headers();
     assert_eq!(out.header("Content-Type"), Some("application/json"));
-    validate_json(&out.body);
     let value: serde_json::Value = serde_json::from_str(&out.body).unwrap();
     let root = &value["dacs_current_credentials"];
     assert_eq!(root["federation_name"], "EX");
@@ -77,10 +76,12 @@ fn json_validates_and_escapes() {
     assert_eq!(root["credentials"][0]["username"], "bobo");
     assert_eq!(root["signed_out"][0]["username"], "<b>&\"x'</b>");
     assert_eq!(root["signed_out"].as_array().unwrap().len(), 2);
+    // Without FEDERATION_DOMAIN the key is absent (and the schema allows it).
     let out = Cgi::get("FORMAT=JSON")
         .config(&conf("FEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\nCOOKIE_NO_DOMAIN \"yes\""))
         .run();
-    validate_json(&out.body);
+    out.status(200);
+    assert!(!out.body.contains("federation_domain"), "{}", out.body);
 }
 
 #[test]

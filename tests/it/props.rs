@@ -1,11 +1,9 @@
 //! Property tests: the parsers and the whole request path never panic, whatever the input,
 //! and what they let through keeps its invariants.
 
-use dacs_signout::cgi::Env;
-use dacs_signout::cgi::args::Arguments;
-use dacs_signout::config::{Config, Source};
+use dacs_signout::Env;
 use dacs_signout::credentials::{Filter, NameCompare, Selection};
-use dacs_signout::policy::handler::{AllowRule, allowed, location};
+use dacs_signout::testing::{AllowRule, Arguments, Config, Source, allowed, location};
 use proptest::prelude::*;
 
 /// Bytes that look like a Cookie header: DACS-ish names, separators, junk.
@@ -47,32 +45,49 @@ fn urlish() -> impl Strategy<Value = String> {
     proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
 }
 
-fn directive_line() -> impl Strategy<Value = String> {
-    let name = prop_oneof![
-        Just("FEDERATION_NAME"),
-        Just("JURISDICTION_NAME"),
-        Just("FEDERATION_DOMAIN"),
-        Just("COOKIE_PATH"),
-        Just("COOKIE_NO_DOMAIN"),
-        Just("SECURE_MODE"),
-        Just("NAME_COMPARE"),
-        Just("COOKIE_SYNTAX"),
-        Just("SIGNOUT_HANDLER"),
-        Just("SIGNOUT_HANDLER_ALLOW"),
-        Just("SIGNOUT_CROSS_SITE"),
-        Just("CLEAR_SITE_DATA"),
-        Just("IDMS_BASE_API_URL"),
-        Just("RELAY_USERNAME_MAP"),
-        Just("RELAY_TIMEOUT_SECS"),
-        Just("UNKNOWN_THING"),
+/// A directive and a value of the form it takes (`Ok`), or of any form (`Err`).
+fn directive_line() -> impl Strategy<Value = Result<String, String>> {
+    const FORMS: &[(&str, &str)] = &[
+        ("FEDERATION_NAME", "[A-Z][A-Z0-9_-]{0,8}"),
+        ("JURISDICTION_NAME", "[A-Z][A-Z0-9_-]{0,8}"),
+        ("FEDERATION_DOMAIN", "[a-z]{1,8}\\.(org|example)"),
+        ("COOKIE_PATH", "/[a-z/]{0,8}"),
+        ("COOKIE_NO_DOMAIN", "(yes|no|on|off)"),
+        ("SECURE_MODE", "(on|off|yes|no)"),
+        ("NAME_COMPARE", "(case|nocase|default)"),
+        ("COOKIE_SYNTAX", "(COOKIE_RFC6265|cookie_netscape|COOKIE_EXT_NETSCAPE|COOKIE_RFC2109)"),
+        ("SIGNOUT_HANDLER", "(url /bye|url https://p\\.example/bye|message Bye|file /x\\.html)"),
+        (
+            "SIGNOUT_HANDLER_ALLOW",
+            "(https://p\\.example|/x/|re:https://\\[a-z\\]\\+\\.example/\\.\\*)",
+        ),
+        ("SIGNOUT_CROSS_SITE", "(navigate|deny|allow)"),
+        ("CLEAR_SITE_DATA", "(cookies|cache, cookies|off)"),
+        ("IDMS_BASE_API_URL", "https://hub\\.example/api/v1/"),
+        ("RELAY_USERNAME_MAP", "\\^\\(\\.\\*\\)@x\\$ => \\$1"),
+        ("RELAY_TIMEOUT_SECS", "[1-9][0-9]{0,3}"),
+        ("UNKNOWN_THING", "[a-zA-Z0-9 .,:/_\"-]{0,20}"),
     ];
-    (name, "[ -~]{0,20}", any::<bool>()).prop_map(|(n, v, quoted)| {
-        if quoted {
-            format!("{n} \"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-        } else {
-            format!("{n} {v}")
-        }
-    })
+    let valid = proptest::sample::select(FORMS).prop_flat_map(|(name, form)| {
+        proptest::string::string_regex(form).unwrap().prop_map(move |v| Ok(quoted(name, &v)))
+    });
+    let any_form = (
+        prop_oneof![
+            Just("FEDERATION_NAME"),
+            Just("COOKIE_PATH"),
+            Just("SIGNOUT_HANDLER_ALLOW"),
+            Just("RELAY_USERNAME_MAP"),
+            Just("X")
+        ],
+        "[ -~]{0,20}",
+        any::<bool>(),
+    )
+        .prop_map(|(n, v, q)| Err(if q { quoted(n, &v) } else { format!("{n} {v}") }));
+    prop_oneof![9 => valid, 1 => any_form]
+}
+
+fn quoted(name: &str, value: &str) -> String {
+    format!("{name} \"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 proptest! {
@@ -102,10 +117,33 @@ proptest! {
         }
     }
 
+    /// Mostly configurations that parse, so that `settings()` and `check()` run: when every
+    /// line has a valid form and the required directives lead, the settings must come out.
     #[test]
-    fn config_parser_never_panics_on_directive_soup(lines in proptest::collection::vec(directive_line(), 0..20)) {
-        let text = format!("<Configuration><Default>\n{}\n</Default></Configuration>", lines.join("\n"));
-        if let Ok(config) = Config::parse(&text, Source::BuiltIn) {
+    fn configurations_of_valid_forms_give_settings(
+        lines in proptest::collection::vec(directive_line(), 0..8),
+        domain in any::<bool>(),
+    ) {
+        let all_valid = lines.iter().all(Result::is_ok);
+        let body: Vec<String> = lines.into_iter().map(|l| l.unwrap_or_else(|e| e)).collect();
+        let lead = if domain { "FEDERATION_DOMAIN \"ex.org\"" } else { "COOKIE_NO_DOMAIN \"yes\"" };
+        let text = format!(
+            "<Configuration><Default>\nFEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\n{lead}\n{}\n</Default></Configuration>",
+            body.join("\n")
+        );
+        let parsed = Config::parse(&text, Source::BuiltIn);
+        if all_valid {
+            let config = parsed.map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            // The lines may set COOKIE_NO_DOMAIN "no" after a lead without a domain.
+            let without_domain = body.iter().rev().find(|l| l.starts_with("COOKIE_NO_DOMAIN"))
+                .is_some_and(|l| l.contains("\"no\"") || l.contains("\"off\""));
+            let has_domain = domain || body.iter().any(|l| l.starts_with("FEDERATION_DOMAIN"));
+            if has_domain || !without_domain {
+                let settings = config.settings("");
+                prop_assert!(settings.is_ok(), "{:?}\n{}", settings.err(), text);
+                prop_assert!(config.check().is_empty(), "{:?}\n{}", config.check(), text);
+            }
+        } else if let Ok(config) = parsed {
             let _ = config.check();
             let _ = config.settings("");
             let _ = config.unknown_directives();
@@ -152,14 +190,13 @@ proptest! {
             (os(b"HTTP_SEC_FETCH_MODE"), os(mode.as_bytes())),
             (os(b"SERVER_NAME"), os(b"portal.example.org")),
         ]);
-        let (mut served, format) = dacs_signout::serve(&env, &mut &body[..]);
-        let bytes = served.bytes(format);
+        let (bytes, outcome, _) = dacs_signout::testing::serve_env(&env, &mut &body[..]).finish();
         let head = &bytes[..bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap()];
         for line in head.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             prop_assert!(!line.contains(&b'\r'));
             prop_assert!(line.iter().all(|&b| b >= 0x20 || b == b'\t'));
         }
-        prop_assert!(!served.log.render().trim_end().contains('\n'));
+        prop_assert!(!outcome.log_line().trim_end().contains('\n'));
     }
 }

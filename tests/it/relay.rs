@@ -274,7 +274,7 @@ fn no_relay_when_refused_or_nothing_removed_or_unconfigured() {
 
 /// Puts `n` signals for users `u0..un` into a spool, as the CGI would.
 fn fill(spool_dir: &Path, base: &str, n: usize) {
-    use dacs_signout::relay::{signal::Signal, spool::Spool};
+    use dacs_signout::testing::{Signal, Spool, unix_secs};
     let spool = Spool::open(spool_dir).unwrap();
     for i in 0..n {
         spool
@@ -286,7 +286,7 @@ fn fill(spool_dir: &Path, base: &str, n: usize) {
                 token_env: "COMMONS_PROFILES_API_TOKEN".into(),
                 timeout_secs: 5,
                 max_age_secs: 3600,
-                created: dacs_signout::relay::spool::now(),
+                created: unix_secs(std::time::SystemTime::now()),
                 attempts: 0,
                 next_attempt: 0,
             })

@@ -213,11 +213,11 @@ fn jurisdiction_sections_override_default() {
 
 #[test]
 fn builtin_demo_configuration_when_nothing_is_configured() {
-    if std::path::Path::new("/etc/dacs-signout/dacs.conf").exists() {
-        eprintln!("skipped: /etc/dacs-signout/dacs.conf exists on this machine");
-        return;
-    }
-    let out = Cgi::get("").cookie("DACS:DEMO::DEMO:alice=1; DACS:EX::J:u=2").run();
+    let dir = TempDir::new("default-conf");
+    let absent = dir.path().join("dacs.conf");
+    let out = Cgi::get("")
+        .cookie("DACS:DEMO::DEMO:alice=1; DACS:EX::J:u=2")
+        .run_with_default_conf(&absent);
     out.status(200).common_headers();
     assert_eq!(
         out.set_cookies(),
@@ -226,4 +226,25 @@ fn builtin_demo_configuration_when_nothing_is_configured() {
         ]
     );
     assert!(out.log.contains("config=\"built-in demo\""), "{}", out.log);
+}
+
+/// The default path exists: it is used, and when it cannot be read that is a 500, never the
+/// demo (an operator meant it).
+#[test]
+fn an_existing_default_configuration_is_used_and_never_replaced_by_the_demo() {
+    let dir = TempDir::new("default-conf");
+    let path = dir.write("dacs.conf", &conf(EXAMPLE));
+    let out = Cgi::get("FORMAT=JSON").cookie("DACS:EX::J:u=2").run_with_default_conf(&path);
+    out.status(200);
+    assert!(out.body.contains("\"federation_name\":\"EX\""), "{}", out.body);
+    // A dangling symlink and a directory stand for a file nobody can read, whoever runs the
+    // test (root reads any file regardless of its mode).
+    let dangling = dir.path().join("dangling.conf");
+    std::os::unix::fs::symlink(dir.path().join("missing"), &dangling).unwrap();
+    for unreadable in [dangling, dir.path().to_owned()] {
+        let out = Cgi::get("FORMAT=JSON").run_with_default_conf(&unreadable);
+        out.status(500);
+        assert!(out.log.contains("cannot read the file"), "{}", out.log);
+        assert!(!out.body.contains(dir.path().to_str().unwrap()), "no path in the answer");
+    }
 }

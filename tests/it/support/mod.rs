@@ -227,6 +227,29 @@ impl Cgi {
     }
 }
 
+impl Cgi {
+    /// Runs the request in this process, through the library, with the configuration path the
+    /// programs fall back to replaced by `default_conf` (the real one, `/etc/dacs-signout/
+    /// dacs.conf`, may exist on the test machine).
+    #[track_caller]
+    pub fn run_with_default_conf(self, default_conf: &Path) -> Output {
+        use std::os::unix::ffi::OsStringExt;
+        let env = dacs_signout::Env::from_os(self.env.iter().map(|(name, value)| {
+            (std::ffi::OsString::from(name), std::ffi::OsString::from_vec(value.clone()))
+        }));
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let streams = dacs_signout::Streams {
+            stdin: &mut &self.stdin[..],
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        };
+        let context =
+            dacs_signout::Context { clock: &dacs_signout::testing::SystemClock, default_conf };
+        let exit = dacs_signout::testing::run_in(&env, &self.args, streams, context);
+        parse(&stdout, String::from_utf8_lossy(&stderr).into_owned(), exit)
+    }
+}
+
 #[track_caller]
 fn parse(stdout: &[u8], log: String, exit: i32) -> Output {
     let text = String::from_utf8(stdout.to_vec()).expect("UTF-8 output");

@@ -1,13 +1,18 @@
-//! The command line (no `GATEWAY_INTERFACE`): `--check-config`, `demo`, `--version`, `--help`.
+//! The command line (no `GATEWAY_INTERFACE`): `--check-config`, `relay`, `demo`, `--version`,
+//! `--help`.
 
-use std::io::{Read, Write};
+mod demo;
+
+use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::cgi::Env;
-use crate::config::{Config, RelaySettings};
+use crate::config::{self, Config};
+use crate::process::{Context, Streams};
 use crate::relay::spool::Spool;
 use crate::relay::transport::Http;
+use crate::time::Clock;
+use crate::version::VERSION;
 
 const USAGE: &str = "\
 usage: dacs_signout --check-config [FILE]   check a configuration (default: $DACS_SIGNOUT_CONF,
@@ -20,37 +25,37 @@ Run by a web server (GATEWAY_INTERFACE set), dacs_signout is the DACS signout CG
 ignores its arguments. See README.md.
 ";
 
-pub fn run(
-    env: &Env,
-    args: &[String],
-    stdin: &mut dyn Read,
-    stdout: &mut dyn Write,
-    stderr: &mut dyn Write,
-) -> i32 {
+pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
+    let Streams { stdin, stdout, stderr } = io;
+    let clock = context.clock;
+    let load = |file: Option<&Path>| match file {
+        Some(path) => Config::load_file(path),
+        None => Config::load(env, context.default_conf),
+    };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["--version" | "-V"] => {
-            let _ = writeln!(stdout, "dacs_signout {}", crate::VERSION);
+            let _ = writeln!(stdout, "dacs_signout {VERSION}");
             0
         }
         ["--help" | "-h"] => {
             let _ = stdout.write_all(USAGE.as_bytes());
             0
         }
-        ["relay"] => relay(env, false, stdout, stderr),
-        ["relay", "--now"] => relay(env, true, stdout, stderr),
+        ["relay"] => relay(env, load(None), clock, false, stdout, stderr),
+        ["relay", "--now"] => relay(env, load(None), clock, true, stdout, stderr),
         ["relay", "--deliver"] => {
             crate::relay::close_inherited_descriptors();
-            match crate::relay::deliver(stdin, &Http, env) {
+            match crate::relay::deliver(stdin, &Http, env, clock) {
                 Ok(_) => 0,
                 Err(_) => 1,
             }
         }
-        ["--check-config"] => check_config(env, None, stdout),
-        ["--check-config", file] => check_config(env, Some(Path::new(file)), stdout),
-        ["demo"] => crate::demo::run(8421, stdout, stderr),
+        ["--check-config"] => check_config(load(None), stdout),
+        ["--check-config", file] => check_config(load(Some(Path::new(file))), stdout),
+        ["demo"] => demo::run(env, 8421, stdout, stderr),
         ["demo", "--port", port] => match port.parse() {
-            Ok(port) => crate::demo::run(port, stdout, stderr),
+            Ok(port) => demo::run(env, port, stdout, stderr),
             Err(_) => usage_error(stderr, &format!("not a port number: {port}")),
         },
         [] => {
@@ -65,21 +70,17 @@ fn usage_error(stderr: &mut dyn Write, message: &str) -> i32 {
     2
 }
 
-/// The configuration a command works on: `FILE`, else the one a request would use.
-fn load(
-    env: &Env,
-    file: Option<&Path>,
-) -> Result<Config, (crate::config::Source, crate::config::ConfigError)> {
-    match file {
-        Some(path) => Config::load_file(path),
-        None => Config::load(env),
-    }
-}
-
 /// Drains every spool the configuration names (`Default`'s and any `Jurisdiction`'s) once and
 /// prints what it did. Exit 1 when a spool cannot be used.
-fn relay(env: &Env, force: bool, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    let config = match load(env, None) {
+fn relay(
+    env: &Env,
+    config: config::Loaded,
+    clock: &dyn Clock,
+    force: bool,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
+    let config = match config {
         Ok(config) => config,
         Err((source, e)) => {
             let _ = writeln!(stderr, "dacs_signout relay: {source}: {e}");
@@ -87,9 +88,9 @@ fn relay(env: &Env, force: bool, stdout: &mut dyn Write, stderr: &mut dyn Write)
         }
     };
     let sections = std::iter::once(None).chain(config.jurisdictions.iter().map(Some));
-    let mut spools: Vec<RelaySettings> = Vec::new();
+    let mut spools: Vec<crate::relay::Settings> = Vec::new();
     for section in sections {
-        match RelaySettings::of(&config.default, section) {
+        match config::relay_settings(&config.default, section) {
             Ok(s) if !spools.iter().any(|seen| seen.spool_dir == s.spool_dir) => spools.push(s),
             Ok(_) => {}
             Err(e) => {
@@ -102,8 +103,8 @@ fn relay(env: &Env, force: bool, stdout: &mut dyn Write, stderr: &mut dyn Write)
     for settings in spools {
         let drained = Spool::open(Path::new(&settings.spool_dir)).and_then(|spool| {
             let log = crate::relay::log_path(&settings);
-            let stale_after = Duration::from_secs(settings.timeout_secs * 2 + 60);
-            crate::relay::drain(&spool, &Http, env, force, stale_after, &log)
+            let stale_after = crate::relay::stale_after(&settings);
+            crate::relay::drain(&spool, &Http, env, clock, force, stale_after, &log)
         });
         match drained {
             Ok(c) => {
@@ -129,9 +130,8 @@ fn relay(env: &Env, force: bool, stdout: &mut dyn Write, stderr: &mut dyn Write)
 }
 
 /// Prints every problem with its line, then the directives it ignores. Exit 1 on a problem.
-fn check_config(env: &Env, file: Option<&Path>, out: &mut dyn Write) -> i32 {
-    let loaded = load(env, file);
-    let config = match loaded {
+fn check_config(config: config::Loaded, out: &mut dyn Write) -> i32 {
+    let config = match config {
         Ok(config) => config,
         Err((source, e)) => {
             let _ = writeln!(out, "{source}: {e}");

@@ -7,11 +7,27 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+
+use crate::cgi::Env;
+use crate::config::DEMO;
 use crate::render::html::escape;
 
 const USERS: &[&str] = &["alice", "bob@example.org"];
 
-pub fn run(port: u16, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+pub fn run(env: &Env, port: u16, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    // The demo's own configuration, whatever `/etc/dacs-signout/dacs.conf` says (its portal
+    // signs in to federation DEMO), unless DACS_SIGNOUT_CONF names another.
+    let conf = match env.os("DACS_SIGNOUT_CONF") {
+        Some(path) => PathBuf::from(path),
+        None => match write_demo_conf() {
+            Ok(path) => path,
+            Err(e) => {
+                let _ = writeln!(stderr, "dacs_signout demo: cannot write its configuration: {e}");
+                return 1;
+            }
+        },
+    };
     let listener = match TcpListener::bind(("127.0.0.1", port)) {
         Ok(l) => l,
         Err(e) => {
@@ -21,12 +37,14 @@ pub fn run(port: u16, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     let _ = writeln!(stdout, "dacs_signout demo: open http://127.0.0.1:{port}/ (Ctrl-C stops it)");
+    let _ = writeln!(stdout, "dacs_signout demo: configuration {}", conf.display());
     let _ = stdout.flush();
     let _ = stderr.flush();
     // A thread per connection: browsers open speculative connections that send nothing.
+    let conf: &'static Path = Box::leak(conf.into_boxed_path());
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || {
-            if let Err(e) = handle(stream, port) {
+            if let Err(e) = handle(stream, port, conf) {
                 eprintln!("dacs_signout demo: {e}");
             }
         });
@@ -74,13 +92,31 @@ fn read_request(stream: &TcpStream) -> std::io::Result<HttpRequest> {
     Ok(request)
 }
 
-fn handle(mut stream: TcpStream, port: u16) -> std::io::Result<()> {
+/// `config::DEMO` in a fresh directory of its own under the system's temporary directory.
+fn write_demo_conf() -> std::io::Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for n in 0.. {
+        let dir = base.join(format!("dacs-signout-demo-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                let path = dir.join("dacs.conf");
+                std::fs::write(&path, DEMO)?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("an unbounded range")
+}
+
+fn handle(mut stream: TcpStream, port: u16, conf: &Path) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let request = read_request(&stream)?;
     let response = match request.path.as_str() {
         "/" => portal(&request, port),
         "/signin" => signin(&request),
-        "/cgi-bin/dacs_signout" => cgi(&request, port)?,
+        "/cgi-bin/dacs_signout" => cgi(&request, port, conf)?,
         _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
     };
     stream.write_all(&response)
@@ -148,7 +184,7 @@ fn signin(request: &HttpRequest) -> Vec<u8> {
 }
 
 /// Runs this executable as a CGI child (RFC 3875) and turns its output into an HTTP response.
-fn cgi(request: &HttpRequest, port: u16) -> std::io::Result<Vec<u8>> {
+fn cgi(request: &HttpRequest, port: u16, conf: &Path) -> std::io::Result<Vec<u8>> {
     let mut command = Command::new(std::env::current_exe()?);
     command.env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     let vars = [
@@ -175,9 +211,7 @@ fn cgi(request: &HttpRequest, port: u16) -> std::io::Result<Vec<u8>> {
             command.env(var, value);
         }
     }
-    if let Some(conf) = std::env::var_os("DACS_SIGNOUT_CONF") {
-        command.env("DACS_SIGNOUT_CONF", conf);
-    }
+    command.env("DACS_SIGNOUT_CONF", conf);
     let mut child = command.spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(&request.body)?;

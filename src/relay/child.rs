@@ -1,0 +1,164 @@
+//! The detached delivery child (`dacs_signout relay --deliver`): what the request hands it,
+//! how it is started, and its one attempt per signal.
+
+use std::io::{self, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::drain::{Counts, Courier};
+use super::signal::Signal;
+use super::spool::Spool;
+use super::transport::Transport;
+use super::{GUIDE_TOKEN_ENV, Plan};
+use crate::cgi::Env;
+use crate::time::Clock;
+
+/// What a request hands its delivery child on stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The spool the signals are in; `None` when they could not be spooled (best effort).
+    pub spool: Option<PathBuf>,
+    pub log: PathBuf,
+    pub signals: Vec<Signal>,
+}
+
+impl Payload {
+    pub fn to_json(&self) -> String {
+        json!({
+            "spool": self.spool.as_ref().map(|p| p.display().to_string()),
+            "log": self.log.display().to_string(),
+            "signals": self.signals.iter().map(Signal::to_value).collect::<Vec<_>>(),
+        })
+        .to_string()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Option<Payload> {
+        let v: Value = serde_json::from_slice(bytes).ok()?;
+        let spool = match &v["spool"] {
+            Value::Null => None,
+            other => Some(PathBuf::from(other.as_str()?)),
+        };
+        let signals =
+            v["signals"].as_array()?.iter().map(Signal::from_value).collect::<Option<_>>()?;
+        Some(Payload { spool, log: PathBuf::from(v["log"].as_str()?), signals })
+    }
+}
+
+impl Plan {
+    /// Starts the detached delivery child. It begins only once this process has exited.
+    pub fn launch(&self, env: &Env) -> io::Result<()> {
+        let payload = Payload {
+            spool: self.spooled.then(|| self.spool_dir.clone()),
+            log: self.log.clone(),
+            signals: self.signals.clone(),
+        };
+        // A clean environment: the request's (HTTP_COOKIE with other apps' sessions, HTTP_PROXY
+        // from a `Proxy:` header) has no business in the child. It gets the token variables
+        // its signals name, and what the TLS trust store honours.
+        let mut names: Vec<&str> = vec![GUIDE_TOKEN_ENV, "SSL_CERT_FILE", "SSL_CERT_DIR"];
+        names.extend(self.signals.iter().map(|s| s.token_env.as_str()));
+        let kept = names.into_iter().filter_map(|name| Some((name, env.os(name)?)));
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["relay", "--deliver"])
+            .env_clear()
+            .envs(kept)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a server that kills the CGI's group spares it.
+            .process_group(0)
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(payload.to_json().as_bytes())?;
+        // Held open until this process exits: the child's EOF means the response is done.
+        std::mem::forget(stdin);
+        Ok(())
+    }
+}
+
+/// Closes every descriptor from 3 up. A server may hand the CGI descriptors without
+/// close-on-exec (fcgiwrap passes its FastCGI connection); the delivery child must not keep
+/// them open while it waits for the hub.
+#[allow(unsafe_code)]
+pub fn close_inherited_descriptors() {
+    // SAFETY: called first thing in `relay --deliver`, before the process opens any file or
+    // socket, so no Rust object owns a descriptor >= 3 and none is invalidated. close_range
+    // only closes; its failure (an old kernel) leaves things as they were.
+    unsafe {
+        libc::close_range(3, libc::c_uint::MAX, 0);
+    }
+}
+
+/// `dacs_signout relay --deliver`: the child of a CGI request. Reads the payload to EOF (the
+/// parent has exited), then makes one attempt per signal.
+pub fn deliver(
+    input: &mut dyn Read,
+    transport: &dyn Transport,
+    env: &Env,
+    clock: &dyn Clock,
+) -> io::Result<Counts> {
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes)?;
+    let payload = Payload::from_json(&bytes)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed delivery payload"))?;
+    let courier = Courier { transport, env, clock, log: Path::new(&payload.log) };
+    let mut counts = Counts::default();
+    match &payload.spool {
+        Some(dir) => {
+            let spool = Spool::open(dir)?;
+            for s in &payload.signals {
+                // A concurrent `relay` may have taken it already: then it is that drainer's.
+                match spool.claim(&s.id, clock.now())? {
+                    Some(claim) => courier.settle(&spool, claim, &mut counts)?,
+                    None => counts.busy += 1,
+                }
+            }
+        }
+        None => {
+            for s in &payload.signals {
+                let mut s = s.clone();
+                let attempt = courier.attempt(&mut s, &mut counts);
+                courier.record(&s, &attempt);
+            }
+        }
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(id: &str) -> Signal {
+        Signal {
+            id: id.into(),
+            user_name: "bob".into(),
+            user_agent: "UA \"x\"".into(),
+            endpoint: "https://hub.example/api/v1/actions/logout/".into(),
+            token_env: "T".into(),
+            timeout_secs: 15,
+            max_age_secs: 600,
+            created: 1_700_000_000,
+            attempts: 0,
+            next_attempt: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn payload_round_trips() {
+        let spooled = Payload {
+            spool: Some("/var/spool/dacs-signout".into()),
+            log: "/var/spool/dacs-signout/relay.log".into(),
+            signals: vec![signal("a"), signal("b")],
+        };
+        assert_eq!(Payload::from_json(spooled.to_json().as_bytes()), Some(spooled));
+        let best_effort = Payload { spool: None, log: "/tmp/l".into(), signals: vec![signal("c")] };
+        assert_eq!(Payload::from_json(best_effort.to_json().as_bytes()), Some(best_effort));
+        for bad in [&b"{}"[..], b"[]", b"{\"spool\":1,\"log\":\"l\",\"signals\":[]}", b"not json"] {
+            assert_eq!(Payload::from_json(bad), None);
+        }
+    }
+}
