@@ -114,6 +114,6 @@ pub mod testing {
     /// pages from disk: what a CGI request does, without the relay's I/O.
     pub fn serve_env(env: &crate::Env, body: &mut dyn Read) -> Served {
         let config = Config::load(env, Path::new("/nonexistent/dacs-signout/dacs.conf"));
-        serve(env, body, &config, std::time::SystemTime::now(), &|p| std::fs::read(p))
+        serve(env, body, &config, SystemClock.now(), &|p| std::fs::read(p))
     }
 }

@@ -1,5 +1,9 @@
-//! The one `key=value` line a request writes to stderr (the web server's error log).
-//! Only the fields below exist: cookie values and tokens have no way in.
+//! The `key=value` line format of every log line (the request's line on stderr, which lands
+//! in the web server's error log, and the relay's delivery log): one line, values quoted when
+//! they need it, control characters replaced. Which keys a line has is decided in one place per
+//! line: `signout::Outcome::log_line` for a request, `relay::journal::line` for an attempt.
+//! Keys are `&'static str`, so only those functions name them; cookie values and tokens are
+//! never among the values they pass.
 
 use std::fmt::Write;
 
