@@ -164,7 +164,7 @@ pub fn handler(data: &[u8]) {
     let candidate = lines.next().unwrap_or_default();
     let rules: Vec<AllowRule> = lines.filter_map(|l| AllowRule::parse(l).ok()).collect();
     for own_origin in [Some("https://portal.example.org"), None] {
-        let Ok(Ok(url)) = allowed(candidate, &rules, own_origin) else { continue };
+        let Ok(url) = allowed(candidate, &rules, own_origin) else { continue };
         assert!(matches!(url.scheme(), "http" | "https"), "{url}");
         assert!(url.username().is_empty() && url.password().is_none(), "{url}");
         assert!(url.host().is_some(), "{url}");

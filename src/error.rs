@@ -23,6 +23,8 @@ pub enum Kind {
     MethodNotAllowed,
     /// A request body larger than the cap.
     PayloadTooLarge,
+    /// A request body of a type the program does not read.
+    UnsupportedMediaType,
     /// The configuration cannot be used, or an internal invariant failed.
     Internal,
 }
@@ -48,6 +50,10 @@ impl Error {
         Error::new(Kind::PayloadTooLarge, message)
     }
 
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Error::new(Kind::UnsupportedMediaType, message)
+    }
+
     /// The configuration cannot be used. The browser is told only that; `detail` (the file,
     /// the line, the problem) goes to the log.
     pub fn misconfigured(detail: impl Into<String>) -> Self {
@@ -71,6 +77,7 @@ impl Error {
             Kind::Forbidden => (403, "Forbidden"),
             Kind::MethodNotAllowed => (405, "Method Not Allowed"),
             Kind::PayloadTooLarge => (413, "Content Too Large"),
+            Kind::UnsupportedMediaType => (415, "Unsupported Media Type"),
             Kind::Internal => (500, "Internal Server Error"),
         }
     }

@@ -28,10 +28,7 @@ impl Arguments {
             let name = decode(name)?;
             let value = decode(value)?;
             if self.get(&name).is_some() {
-                return Err(Error::bad_request(format!(
-                    "duplicate argument {}: each argument may be given once",
-                    printable(&name)
-                )));
+                return Err(Error::bad_request(duplicate(&name)));
             }
             self.pairs.push((name, value));
         }
@@ -61,9 +58,22 @@ fn decode(raw: &[u8]) -> Result<String, Error> {
         .map_err(|_| Error::bad_request("an argument is not valid UTF-8 after decoding"))
 }
 
-/// An argument name made safe for an error message: at most 40 characters, no controls.
-fn printable(name: &str) -> String {
-    name.chars().take(40).map(|c| if c.is_control() { '?' } else { c }).collect()
+/// The arguments a signout reads: the only names an error message repeats. Any other name is
+/// the sender's text, and an answer must not reflect it.
+const KNOWN: &[&str] = &[
+    "DACS_USERNAME",
+    "DACS_JURISDICTION",
+    "DACS_SIGNOUT_HANDLER",
+    "COOKIE_SYNTAX",
+    "FORMAT",
+    "DACS_VERSION",
+];
+
+fn duplicate(name: &str) -> String {
+    match KNOWN.iter().find(|k| **k == name) {
+        Some(known) => format!("duplicate argument {known}: each argument may be given once"),
+        None => "a duplicate argument: each argument may be given once".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +96,11 @@ mod tests {
         assert!(Arguments::parse(b"a=1&a=1").is_err());
         // An encoded name is the same name.
         assert!(Arguments::parse(b"FORMAT=1&FORM%41T=2").is_err());
+        // Only a known name is repeated back.
+        let e = Arguments::parse(b"FORMAT=1&FORMAT=2").unwrap_err();
+        assert_eq!(e.message, "duplicate argument FORMAT: each argument may be given once");
+        let e = Arguments::parse(b"%3Cscript%3E=1&%3Cscript%3E=2").unwrap_err();
+        assert!(!e.message.contains("script"), "{}", e.message);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! From the environment snapshot and stdin to a validated `Request`.
 
-use std::io::Read;
+use std::io::{self, Read};
 
 use super::args::Arguments;
 use super::env::Env;
@@ -10,6 +10,8 @@ use crate::error::Error;
 
 /// The largest request body read (§2).
 pub const MAX_BODY: usize = 64 * 1024;
+/// How much of an oversized body is read and dropped before the 413.
+const MAX_DISCARD: u64 = 16 * 1024 * 1024;
 /// The largest `Cookie` header accepted (§2).
 pub const MAX_COOKIE_HEADER: usize = 64 * 1024;
 
@@ -97,8 +99,20 @@ impl Request {
     pub fn read(env: &Env, body: &mut dyn Read) -> Result<Request, Error> {
         let method = method(env)?;
         let mut args = Arguments::parse(env.text("QUERY_STRING")?.unwrap_or("").as_bytes())?;
-        if method == Method::Post && is_form(env) {
-            args.parse_into(&read_body(env, body)?)?;
+        if method == Method::Post {
+            match media_type(env) {
+                None => {}
+                Some(media) if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
+                    args.parse_into(&read_body(env, body)?)?;
+                }
+                // A multipart form or a JSON body would otherwise be a silent full signout,
+                // whatever its fields asked for.
+                Some(_) => {
+                    return Err(Error::unsupported_media_type(
+                        "a signout POST takes application/x-www-form-urlencoded arguments",
+                    ));
+                }
+            }
         }
         let cookie_header = env.raw("HTTP_COOKIE").unwrap_or_default().to_vec();
         if cookie_header.len() > MAX_COOKIE_HEADER {
@@ -125,10 +139,11 @@ fn method(env: &Env) -> Result<Method, Error> {
     }
 }
 
-fn is_form(env: &Env) -> bool {
-    let Some(content_type) = env.soft("CONTENT_TYPE") else { return false };
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    media.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+/// The media type of `CONTENT_TYPE`, parameters left out; `None` when there is none (nginx
+/// passes it empty).
+fn media_type(env: &Env) -> Option<&str> {
+    let media = env.soft("CONTENT_TYPE")?.split(';').next().unwrap_or("").trim();
+    (!media.is_empty()).then_some(media)
 }
 
 fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
@@ -140,6 +155,10 @@ fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
     // Any number too large for usize is certainly over the cap.
     let length = length.parse::<usize>().unwrap_or(usize::MAX);
     if length > MAX_BODY {
+        // Read (and drop) what the client sends before answering: a CGI program that exits
+        // with its stdin unread makes Apache's mod_cgid drop the connection ("Empty reply from
+        // server") instead of sending the 413.
+        let _ = io::copy(&mut body.take(MAX_DISCARD), &mut io::sink());
         return Err(Error::too_large("the request body is larger than 64 KiB"));
     }
     let mut buffer = Vec::with_capacity(length);

@@ -6,7 +6,7 @@ use crate::credentials::identity::is_name;
 use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
 use crate::policy::Rules;
 use crate::policy::driveby::CrossSite;
-use crate::policy::handler::{AllowRule, HandlerDirective};
+use crate::policy::handler::{AllowRule, HandlerDirective, check_pattern};
 use crate::relay::{self, UsernameMap};
 use crate::urls;
 
@@ -233,21 +233,19 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
         },
         "an environment variable name",
     )?;
-    let username_map = layers.parsed(
-        "RELAY_USERNAME_MAP",
-        None,
-        |v| {
-            let (pattern, replacement) = v.split_once("=>")?;
+    let username_map = match layers.get("RELAY_USERNAME_MAP") {
+        None => None,
+        Some(d) => {
+            let (pattern, replacement) =
+                d.value.split_once("=>").ok_or_else(|| invalid(d, "REGEX => REPLACEMENT"))?;
             let pattern = pattern.trim();
-            (!pattern.is_empty()).then(|| {
-                Some(UsernameMap {
-                    pattern: pattern.to_owned(),
-                    replacement: replacement.trim().to_owned(),
-                })
-            })
-        },
-        "REGEX => REPLACEMENT",
-    )?;
+            check_pattern(pattern).map_err(|why| {
+                ConfigError::at(d.line, format!("RELAY_USERNAME_MAP: {pattern:?}: {why}"))
+            })?;
+            let replacement = replacement.trim().to_owned();
+            Some(UsernameMap { pattern: pattern.to_owned(), replacement })
+        }
+    };
     let path = |v: &str| (!v.is_empty() && !v.contains('\0')).then(|| v.to_owned());
     Ok(relay::Settings {
         base_url,

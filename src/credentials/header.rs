@@ -7,19 +7,23 @@
 /// use dacs_signout::credentials::header::names;
 /// let got: Vec<&[u8]> = names(b"a=1; DACS:F::J:u=\"q;x\"; ;junk; =v;b=").collect();
 /// assert_eq!(got, [&b"a"[..], b"DACS:F::J:u", b"b"]);
+/// let joined: Vec<&[u8]> = names(b"a=1; DACS:F::J:u=x, DACS:F::J:v=y").collect();
+/// assert_eq!(joined, [&b"a"[..], b"DACS:F::J:u", b"DACS:F::J:v"]);
 /// ```
 ///
 /// A quoted value holding `;` splits as browsers and servers split it; the stray tail (`x"`
-/// above) has no `=` and is skipped like any other malformed pair.
+/// above) has no `=` and is skipped like any other malformed pair. A `,` separates pairs
+/// too: a server or proxy that received two `Cookie` header lines joins them with `", "`
+/// (RFC 9110 §5.3), and no credential name holds a comma.
 pub fn names(header: &[u8]) -> impl Iterator<Item = &[u8]> {
-    // The same as `header.split(|&b| b == b';')` and a search for `=` in each pair, with
+    // The same as `header.split(|&b| b == b';' || b == b',')` and a search for `=` in each pair, with
     // memchr: a header is mostly cookie values (up to 64 KiB of them), which are skipped with
     // one vectorised search each instead of a byte-at-a-time loop.
     let mut rest = Some(header);
     std::iter::from_fn(move || {
         loop {
             let text = rest?;
-            let (pair, tail) = match memchr::memchr(b';', text) {
+            let (pair, tail) = match memchr::memchr2(b';', b',', text) {
                 Some(end) => (&text[..end], Some(&text[end + 1..])),
                 None => (text, None),
             };

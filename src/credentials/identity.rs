@@ -58,10 +58,12 @@ pub enum CookieName<'a> {
 impl<'a> CookieName<'a> {
     pub fn parse(name: &'a str) -> Option<CookieName<'a>> {
         let rest = name.strip_prefix("DACS:")?;
-        if let Some(federation) = rest.strip_suffix(":::SELECTED") {
-            return is_name(federation).then_some(CookieName::Selection { federation });
+        // `FED:::SELECTED` with a plain federation name; `EX::J:bob:::SELECTED` is bob's
+        // credential whose username ends that way.
+        match rest.strip_suffix(":::SELECTED") {
+            Some(federation) if is_name(federation) => Some(CookieName::Selection { federation }),
+            _ => Identity::parse(rest).map(CookieName::Credential),
         }
-        Identity::parse(rest).map(CookieName::Credential)
     }
 
     pub fn federation(&self) -> &'a str {
@@ -151,5 +153,11 @@ mod tests {
         );
         assert_eq!(CookieName::parse("DACS:F:::OTHER"), None);
         assert_eq!(CookieName::parse("DACS::::SELECTED"), None);
+        // A username may end in `:::SELECTED`: still a credential.
+        let odd = CookieName::parse("DACS:F::J:bob:::SELECTED");
+        assert_eq!(
+            odd,
+            Some(CookieName::Credential(Identity::parse("F::J:bob:::SELECTED").unwrap()))
+        );
     }
 }

@@ -64,11 +64,8 @@ pub enum AllowRule {
 impl AllowRule {
     pub fn parse(value: &str) -> Result<AllowRule, String> {
         if let Some(source) = value.strip_prefix("re:") {
-            return if source.is_empty() {
-                Err("an empty regular expression".into())
-            } else {
-                Ok(AllowRule::Regex(source.to_owned()))
-            };
+            check_pattern(source)?;
+            return Ok(AllowRule::Regex(source.to_owned()));
         }
         if value.starts_with('/') {
             if value.starts_with("//")
@@ -98,20 +95,26 @@ impl AllowRule {
     }
 
     /// Anchored so that `re:https://a\.example/.*` cannot match `https://evil/?https://a.example/`.
+    /// The source is checked on its own first ([`check_pattern`], when the configuration is
+    /// read), so that a `)` in it cannot close the anchoring group early.
     pub fn compile(source: &str) -> Result<Regex, regex::Error> {
         Regex::new(&format!("^(?:{source})$"))
     }
 
-    fn permits(&self, url: &Url, own_origin: Option<&str>) -> Result<bool, regex::Error> {
-        Ok(match self {
+    /// A rule whose expression cannot be compiled (a size limit; its syntax was checked when the
+    /// configuration was read) permits nothing: it never blocks the signout.
+    fn permits(&self, url: &Url, own_origin: Option<&str>) -> bool {
+        match self {
             AllowRule::Origin(origin) => url.origin().ascii_serialization() == *origin,
             AllowRule::UrlPrefix(prefix) => url.as_str().starts_with(prefix.as_str()),
             AllowRule::PathPrefix(prefix) => {
                 own_origin == Some(url.origin().ascii_serialization().as_str())
                     && urls::within(url.path(), prefix)
             }
-            AllowRule::Regex(source) => AllowRule::compile(source)?.is_match(url.as_str()),
-        })
+            AllowRule::Regex(source) => {
+                AllowRule::compile(source).is_ok_and(|re| re.is_match(url.as_str()))
+            }
+        }
     }
 }
 
@@ -125,6 +128,7 @@ pub enum Refusal {
     NotHttp,
     UserInfo,
     EncodedSeparator,
+    TooLong,
     NoRuleMatched,
 }
 
@@ -138,13 +142,21 @@ impl Refusal {
             Refusal::NotHttp => "not-http",
             Refusal::UserInfo => "user-info",
             Refusal::EncodedSeparator => "encoded-separator",
+            Refusal::TooLong => "too-long",
             Refusal::NoRuleMatched => "not-allowed",
         }
     }
 }
 
+/// The longest handler followed (bytes). A CGI header line longer than 8 KiB makes Apache
+/// answer 500 without the `Set-Cookie` lines; a handler that long is no portal's.
+pub const MAX_HANDLER: usize = 2048;
+
 /// The refusal list (§6), then the parse. `own_origin` resolves relative candidates.
 pub fn vet(candidate: &str, own_origin: Option<&str>) -> Result<Url, Refusal> {
+    if candidate.len() > MAX_HANDLER {
+        return Err(Refusal::TooLong);
+    }
     if candidate.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(Refusal::ControlOrSpace);
     }
@@ -188,23 +200,32 @@ fn has_encoded_separator(path: &str) -> bool {
     })
 }
 
-/// A `DACS_SIGNOUT_HANDLER` candidate judged against the rules. A rule that cannot compile
-/// is a configuration error, reported as `Err(Err(..))`.
+/// A regular expression of `dacs.conf` (a `re:` rule, `RELAY_USERNAME_MAP`): its syntax,
+/// checked on its own when the configuration is read, so that a bad one is reported with its
+/// line like any other configuration error. Compiling waits until a request needs it.
+pub fn check_pattern(source: &str) -> Result<(), String> {
+    if source.is_empty() {
+        return Err("an empty regular expression".into());
+    }
+    regex_syntax::Parser::new().parse(source).map(drop).map_err(|e| {
+        // The parser's message spans several lines (the pattern, a caret, the error).
+        let last = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+        last.strip_prefix("error: ").map_or(last.clone(), str::to_owned)
+    })
+}
+
+/// A `DACS_SIGNOUT_HANDLER` candidate judged against the rules.
 pub fn allowed(
     candidate: &str,
     rules: &[AllowRule],
     own_origin: Option<&str>,
-) -> Result<Result<Url, Refusal>, regex::Error> {
-    let url = match vet(candidate, own_origin) {
-        Ok(url) => url,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    for rule in rules {
-        if rule.permits(&url, own_origin)? {
-            return Ok(Ok(url));
-        }
+) -> Result<Url, Refusal> {
+    let url = vet(candidate, own_origin)?;
+    if rules.iter().any(|rule| rule.permits(&url, own_origin)) {
+        Ok(url)
+    } else {
+        Err(Refusal::NoRuleMatched)
     }
-    Ok(Err(Refusal::NoRuleMatched))
 }
 
 /// The redirect target: the handler with the three DACS arguments appended, before any
@@ -233,7 +254,7 @@ mod tests {
     }
 
     fn check(candidate: &str, rules: &[AllowRule]) -> Result<String, Refusal> {
-        allowed(candidate, rules, OWN).unwrap().map(String::from)
+        allowed(candidate, rules, OWN).map(String::from)
     }
 
     #[test]
@@ -255,6 +276,9 @@ mod tests {
         assert!(AllowRule::parse("javascript:alert(1)").is_err());
         assert!(AllowRule::parse("//p.example.org/").is_err());
         assert!(AllowRule::parse("re:").is_err());
+        // A `)` cannot close the anchoring group: the expression is judged on its own.
+        assert!(AllowRule::parse("re:https://a\\.example/x)|(.*").is_err());
+        assert!(AllowRule::parse("re:(").is_err());
     }
 
     #[test]
@@ -328,6 +352,7 @@ mod tests {
             ("https://evil.example/?https://x.example.org/done", Refusal::NoRuleMatched),
             ("https://x.example.org.evil.example/done", Refusal::NoRuleMatched),
             ("ftp://sso.example.org/", Refusal::NotHttp),
+            (&format!("https://sso.example.org/{}", "a".repeat(MAX_HANDLER)), Refusal::TooLong),
         ];
         for (candidate, why) in cases {
             assert_eq!(check(candidate, &r), Err(*why), "{candidate}");
@@ -336,7 +361,7 @@ mod tests {
 
     #[test]
     fn relative_candidates_need_an_origin() {
-        assert_eq!(allowed("/local/", &rules(&["/"]), None).unwrap(), Err(Refusal::Unparsable));
+        assert_eq!(allowed("/local/", &rules(&["/"]), None), Err(Refusal::Unparsable));
     }
 
     #[test]

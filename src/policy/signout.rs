@@ -108,24 +108,24 @@ pub fn decide<'a>(request: &'a Request, rules: &Rules) -> Result<Decision<'a>, E
     let set_cookies =
         selection.expired_names().map(|name| set_cookie(name, &rules.cookie, syntax)).collect();
     let removed_any = !selection.removed.is_empty();
-    let (page, handler) = page(request, rules, removed_any)?;
+    let (page, handler) = page(request, rules, removed_any);
     let clear_site_data =
         rules.clear_site_data.clone().filter(|_| selection.full_signout && removed_any);
     Ok(Decision { selection, set_cookies, page, handler, clear_site_data })
 }
 
-fn page(request: &Request, rules: &Rules, removed_any: bool) -> Result<(Page, HandlerNote), Error> {
+fn page(request: &Request, rules: &Rules, removed_any: bool) -> (Page, HandlerNote) {
     let note = |handled| HandlerNote { refused: None, handled };
     let asked = request.args.handler.as_deref();
     let configured = rules.signout_handler.as_ref();
     if asked.is_none() && configured.is_none() {
-        return Ok((Page::BuiltIn, note(Handled::NoHandler)));
+        return (Page::BuiltIn, note(Handled::NoHandler));
     }
     if request.args.format != Format::Html {
-        return Ok((Page::BuiltIn, note(Handled::NotHtml)));
+        return (Page::BuiltIn, note(Handled::NotHtml));
     }
     if !removed_any {
-        return Ok((Page::BuiltIn, note(Handled::NothingRemoved)));
+        return (Page::BuiltIn, note(Handled::NothingRemoved));
     }
     // Normalised (lowercase host, IDNA, default port dropped) as rule origins are.
     let own_origin = request
@@ -138,10 +138,8 @@ fn page(request: &Request, rules: &Rules, removed_any: bool) -> Result<(Page, Ha
     };
     let mut refused = None;
     if let Some(candidate) = asked {
-        let verdict = handler::allowed(candidate, &rules.allow, own_origin.as_deref())
-            .map_err(|e| Error::misconfigured(format!("SIGNOUT_HANDLER_ALLOW: {e}")))?;
-        match verdict {
-            Ok(url) => return Ok((redirect(url), note(Handled::Argument))),
+        match handler::allowed(candidate, &rules.allow, own_origin.as_deref()) {
+            Ok(url) => return (redirect(url), note(Handled::Argument)),
             Err(refusal) => refused = Some(refusal),
         }
     }
@@ -159,5 +157,5 @@ fn page(request: &Request, rules: &Rules, removed_any: bool) -> Result<(Page, Ha
             (Page::Message(text.clone()), Handled::DirectiveMessage)
         }
     };
-    Ok((page, HandlerNote { refused, handled }))
+    (page, HandlerNote { refused, handled })
 }

@@ -73,3 +73,37 @@ fn missing_or_broken_configuration_is_500_with_details_only_in_the_log() {
     let out = Cgi::get("").env("DACS_SIGNOUT_CONF", dir.path().to_str().unwrap()).cookie(JAR).run();
     out.status(500).common_headers();
 }
+
+/// A multipart (or JSON) POST is not read as arguments: without this, its fields were ignored
+/// and the signout was a full one, whatever they asked for.
+#[test]
+fn a_post_that_is_not_a_form_is_415_and_changes_nothing() {
+    for content_type in ["multipart/form-data; boundary=x", "application/json", "text/plain"] {
+        let out = Cgi::post("FORMAT=JSON", "--x\r\nDACS_USERNAME=amy\r\n--x--")
+            .env("CONTENT_TYPE", content_type)
+            .example("")
+            .cookie(JAR)
+            .run();
+        out.status(415).common_headers();
+        assert!(out.set_cookies().is_empty(), "{content_type}");
+        assert!(out.body.contains("\"code\":\"415\""), "{}", out.body);
+    }
+    // No content type at all: a bodyless POST (a button without fields) still signs out.
+    let out = Cgi::post("", "").unset("CONTENT_TYPE").example("").cookie(JAR).run();
+    out.status(200).common_headers();
+    assert_eq!(out.expired(), ["DACS:EX::FEDROOT:bobo"]);
+}
+
+/// The answer to a repeated argument names it only when it is one of the program's own:
+/// anything else is the sender's text, and is not reflected.
+#[test]
+fn the_duplicate_argument_error_does_not_reflect_attacker_text() {
+    let out = Cgi::get("Your+account+is+locked%3A+call+555=1&Your+account+is+locked%3A+call+555=2")
+        .example("")
+        .run();
+    out.status(400).common_headers();
+    assert!(!out.body.contains("locked") && !out.body.contains("555"), "{}", out.body);
+    let out = Cgi::get("FORMAT=JSON&FORMAT=XML").example("").run();
+    out.status(400);
+    assert!(out.body.contains("duplicate argument FORMAT"), "{}", out.body);
+}

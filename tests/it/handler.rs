@@ -184,3 +184,36 @@ fn a_bad_regex_rule_is_a_configuration_error() {
     out.status(500).common_headers();
     assert!(out.set_cookies().is_empty());
 }
+
+/// A `)` in a `re:` rule cannot close the anchoring group and allow any URL: the expression is
+/// judged on its own, when the configuration is read, with its line.
+#[test]
+fn a_regex_rule_cannot_escape_its_anchors() {
+    let rule = "SIGNOUT_HANDLER_ALLOW \"re:https://a\\\\.example/x)|(.*\"";
+    let out = Cgi::get("DACS_SIGNOUT_HANDLER=https%3A%2F%2Fevil.example%2F")
+        .example(rule)
+        .cookie(JAR)
+        .run();
+    out.status(500).common_headers();
+    assert_eq!(out.header("Location"), None);
+    assert!(
+        out.log.contains("line 6: SIGNOUT_HANDLER_ALLOW") && out.log.contains("unopened group"),
+        "{}",
+        out.log
+    );
+}
+
+/// A handler longer than 2 KiB is not followed: a CGI header line past 8 KiB makes Apache
+/// answer 500 without the expiring cookies.
+#[test]
+fn a_handler_longer_than_2_kib_falls_back_to_the_default_page() {
+    let long = format!("https://sso.example.org/bye?{}", "x".repeat(2100));
+    let out = Cgi::get(&format!("DACS_SIGNOUT_HANDLER={}", encode(&long)))
+        .example(RULES)
+        .cookie(JAR)
+        .run();
+    out.status(200).common_headers();
+    assert_eq!(out.header("Location"), None);
+    assert!(!out.expired().is_empty());
+    assert!(out.log.contains("handler=refused-too-long/builtin"), "{}", out.log);
+}
