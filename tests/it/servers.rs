@@ -124,6 +124,18 @@ fn a_form_post_signs_out(kind: ServerKind) {
     server.program_log_line("method=POST");
 }
 
+/// A body over 64 KiB is a 413 that reaches the client: the program reads the body it refuses
+/// (under Apache's mod_cgid, a program that exits with its stdin unread left the client with
+/// an empty reply), and changes nothing.
+fn an_oversized_post_is_answered_413(kind: ServerKind) {
+    let server = start(kind);
+    let form = format!("pad={}", "x".repeat(200 * 1024));
+    let response =
+        server.ask(&Request::post_form(&format!("{CGI_PATH}?FORMAT=JSON"), &form).cookie(JAR));
+    check(&server, &response, 413, &[]);
+    assert!(response.text().contains("\"code\":\"413\""), "{}", response.text());
+}
+
 /// Apache passes the words of a query without `=` as arguments: they must change nothing.
 fn query_words_are_not_options(kind: ServerKind) {
     let server = start(kind);
@@ -306,6 +318,11 @@ macro_rules! server_tests {
             #[test]
             fn a_form_post_signs_out() {
                 super::a_form_post_signs_out($kind);
+            }
+
+            #[test]
+            fn an_oversized_post_is_answered_413() {
+                super::an_oversized_post_is_answered_413($kind);
             }
 
             #[test]
