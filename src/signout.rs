@@ -10,7 +10,7 @@ use crate::cgi::{Env, Format, Method, Request, Response};
 use crate::config::Loaded;
 use crate::error::Error;
 use crate::log::LogLine;
-use crate::policy::{self, Decision, HandlerNote, Page};
+use crate::policy::{self, Decision, HandlerNote, Page, Verdict};
 use crate::relay::{self, Plan};
 use crate::render::{self, Report};
 
@@ -30,6 +30,8 @@ pub struct Outcome {
     pub removed: Option<usize>,
     pub remain: Option<usize>,
     pub handler: Option<HandlerNote>,
+    /// Another site sent the browser without a click: the confirmation page was sent (§8).
+    pub confirm: bool,
     /// A `file` handler page that could not be read (the built-in page was sent instead).
     pub handler_error: Option<String>,
     pub relay: Option<relay::Note>,
@@ -67,6 +69,9 @@ impl Outcome {
         line.set("format", self.format.as_str());
         if let (Some(removed), Some(remain)) = (self.removed, self.remain) {
             line.set("removed", removed).set("remain", remain);
+        }
+        if self.confirm {
+            line.set("driveby", "confirm");
         }
         if let Some(handler) = &self.handler {
             line.set("handler", handler);
@@ -169,7 +174,20 @@ fn respond(
         .settings(&request.server.host_path())
         .map_err(|e| Error::misconfigured(format!("{}: {e}", config.source)))?;
     outcome.federation = Some(settings.rules.federation_name.clone());
-    let decision = policy::decide(&request, &settings.rules)?;
+    let decision = match policy::decide(&request, &settings.rules)? {
+        Verdict::SignOut(decision) => decision,
+        Verdict::Confirm => {
+            outcome.confirm = true;
+            // The program's own path, without the query: the arguments travel in the form.
+            let action = match request.server.script_name.as_str() {
+                "" => "?",
+                path => path,
+            };
+            let fields = request.args.fields();
+            let federation = &settings.rules.federation_name;
+            return Ok((render::confirmation(federation, action, &fields), None));
+        }
+    };
     let file_page = file_page(&decision, request.args.format, read_file, outcome);
     let report = Report::new(&settings.rules, &decision.selection);
     let response = render::answer(&decision, &report, request.args.format, file_page);

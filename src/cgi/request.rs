@@ -44,6 +44,20 @@ pub struct SignoutArgs {
     pub format: Format,
 }
 
+impl SignoutArgs {
+    /// The arguments as given, to be sent again (the drive-by confirmation's form). `FORMAT` is
+    /// left out: only an HTML answer asks for confirmation, and HTML is the default.
+    pub fn fields(&self) -> Vec<(&'static str, &str)> {
+        let given = [
+            ("DACS_USERNAME", self.username.as_deref()),
+            ("DACS_JURISDICTION", self.jurisdiction.as_deref()),
+            ("DACS_SIGNOUT_HANDLER", self.handler.as_deref()),
+            ("COOKIE_SYNTAX", self.cookie_syntax.map(CookieSyntax::as_str)),
+        ];
+        given.into_iter().filter_map(|(name, value)| Some((name, value?))).collect()
+    }
+}
+
 /// What the browser's Fetch Metadata says about the request (§8), lowercased.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchMetadata {
@@ -51,8 +65,11 @@ pub struct FetchMetadata {
     pub mode: Option<String>,
     /// `Sec-Fetch-Dest`: `document` for a top-level navigation, `iframe` for a frame.
     pub dest: Option<String>,
-    /// `Sec-Purpose` and `Purpose`, joined.
-    pub purpose: Option<String>,
+    /// `Sec-Fetch-User: ?1`: a user's click or key press started the navigation.
+    pub user: bool,
+    /// Marked as a prefetch or a preview: `Sec-Purpose` or `Purpose` naming `prefetch`, or the
+    /// legacy `X-Moz: prefetch` and `X-Purpose: preview`.
+    pub prefetch: bool,
 }
 
 /// Where the program is mounted, for relative handler URLs, jurisdiction selection and logs.
@@ -198,15 +215,18 @@ fn signout_args(args: &Arguments) -> Result<SignoutArgs, Error> {
 
 fn fetch_metadata(env: &Env) -> FetchMetadata {
     let lower = |name| env.soft(name).map(str::to_ascii_lowercase);
-    let purpose = match (lower("HTTP_SEC_PURPOSE"), lower("HTTP_PURPOSE")) {
-        (Some(a), Some(b)) => Some(format!("{a}, {b}")),
-        (a, b) => a.or(b),
-    };
+    let names =
+        |name, words: &[&str]| lower(name).is_some_and(|v| words.iter().any(|w| v.contains(w)));
+    let prefetch = names("HTTP_SEC_PURPOSE", &["prefetch", "preview"])
+        || names("HTTP_PURPOSE", &["prefetch", "preview"])
+        || names("HTTP_X_MOZ", &["prefetch"])
+        || names("HTTP_X_PURPOSE", &["preview", "prefetch"]);
     FetchMetadata {
         site: lower("HTTP_SEC_FETCH_SITE"),
         mode: lower("HTTP_SEC_FETCH_MODE"),
         dest: lower("HTTP_SEC_FETCH_DEST"),
-        purpose,
+        user: env.soft("HTTP_SEC_FETCH_USER") == Some("?1"),
+        prefetch,
     }
 }
 

@@ -1,4 +1,10 @@
 //! Drive-by signout protection (§8): a signout must be something the user did.
+//!
+//! Fetch Metadata says where a request comes from (`Sec-Fetch-Site`), what it is for
+//! (`Sec-Fetch-Mode`, `Sec-Fetch-Dest`) and whether a user's action started it
+//! (`Sec-Fetch-User`). A sibling subdomain is `same-site`, not `same-origin`: DACS
+//! jurisdictions live on sibling subdomains, and so do user-content hosts, so `same-site` is
+//! held to the same rules as `cross-site`.
 
 use std::str::FromStr;
 
@@ -8,10 +14,11 @@ use crate::error::Error;
 /// `SIGNOUT_CROSS_SITE`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CrossSite {
-    /// Cross-site requests are served only as top-level navigations; prefetches never.
+    /// From another site: top-level navigations only, and only at once when the user clicked;
+    /// prefetches never.
     #[default]
     Navigate,
-    /// No cross-site request is served, nor any prefetch.
+    /// Nothing from another site, nor any prefetch.
     Deny,
     /// No check at all.
     Allow,
@@ -30,19 +37,28 @@ impl FromStr for CrossSite {
     }
 }
 
-/// Refuses what the browser marks as a prefetch or as a cross-site request that is not a
-/// top-level navigation (an `<img>`, a `fetch()`, an `<iframe>`), and with `Deny` any
-/// cross-site request. Requests without Fetch Metadata
-/// (scripts, old browsers) pass.
-pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<(), Error> {
+/// What the request may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sign out now.
+    Proceed,
+    /// Another site sent the browser here without a click: ask the user first (HTML), or
+    /// refuse (XML and JSON callers).
+    Confirm,
+}
+
+/// Judges the request's Fetch Metadata under `mode`. Requests without Fetch Metadata (scripts,
+/// old browsers, plain-http origins) proceed: only a browser marks its requests.
+pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<Verdict, Error> {
     if mode == CrossSite::Allow {
-        return Ok(());
+        return Ok(Verdict::Proceed);
     }
-    if fetch.purpose.as_deref().is_some_and(|p| p.contains("prefetch")) {
+    if fetch.prefetch {
         return Err(Error::forbidden("a prefetch cannot sign you out"));
     }
-    if fetch.site.as_deref() != Some("cross-site") {
-        return Ok(());
+    // `same-origin`, `none` (the user typed the address or chose a bookmark), or no header.
+    if !matches!(fetch.site.as_deref(), Some("cross-site" | "same-site")) {
+        return Ok(Verdict::Proceed);
     }
     // Top-level: a frame navigates too, but with `Sec-Fetch-Dest: iframe`.
     let navigation = fetch.mode.as_deref() == Some("navigate")
@@ -50,44 +66,73 @@ pub fn check(fetch: &FetchMetadata, mode: CrossSite) -> Result<(), Error> {
     if mode == CrossSite::Deny || !navigation {
         return Err(Error::forbidden("a signout cannot be started by another site"));
     }
-    Ok(())
+    Ok(if fetch.user { Verdict::Proceed } else { Verdict::Confirm })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn meta(site: Option<&str>, mode: Option<&str>, purpose: Option<&str>) -> FetchMetadata {
-        let own = |v: Option<&str>| v.map(str::to_owned);
-        FetchMetadata { site: own(site), mode: own(mode), dest: None, purpose: own(purpose) }
+    fn meta(site: &str, mode: &str, dest: &str, user: bool) -> FetchMetadata {
+        let own = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+        FetchMetadata { site: own(site), mode: own(mode), dest: own(dest), user, prefetch: false }
     }
 
     #[test]
-    fn a_cross_site_frame_is_not_a_top_level_navigation() {
-        let mut frame = meta(Some("cross-site"), Some("navigate"), None);
-        frame.dest = Some("iframe".into());
-        assert_eq!(check(&frame, CrossSite::Navigate).unwrap_err().status().0, 403);
-        frame.dest = Some("document".into());
-        assert!(check(&frame, CrossSite::Navigate).is_ok());
-    }
-
-    #[test]
-    fn the_three_settings() {
-        let img = meta(Some("cross-site"), Some("no-cors"), None);
-        let link = meta(Some("cross-site"), Some("navigate"), None);
-        let own = meta(Some("same-origin"), Some("no-cors"), None);
-        let prefetch = meta(Some("same-origin"), Some("navigate"), Some("prefetch;prerender"));
-        let script = meta(None, None, None);
-        use CrossSite::*;
-        for (m, img_ok, link_ok) in
-            [(Navigate, false, true), (Deny, false, false), (Allow, true, true)]
-        {
-            assert_eq!(check(&img, m).is_ok(), img_ok, "{m:?} img");
-            assert_eq!(check(&link, m).is_ok(), link_ok, "{m:?} link");
-            assert!(check(&own, m).is_ok());
-            assert!(check(&script, m).is_ok());
-            assert_eq!(check(&prefetch, m).is_ok(), m == Allow);
+    fn what_another_site_may_do_under_navigate() {
+        use Verdict::*;
+        for site in ["cross-site", "same-site"] {
+            let refused = [
+                meta(site, "no-cors", "image", false),
+                meta(site, "cors", "empty", false),
+                meta(site, "navigate", "iframe", true),
+                meta(site, "no-cors", "", true),
+            ];
+            for fetch in refused {
+                let e = check(&fetch, CrossSite::Navigate).unwrap_err();
+                assert_eq!(e.status().0, 403, "{fetch:?}");
+            }
+            let click = meta(site, "navigate", "document", true);
+            assert_eq!(check(&click, CrossSite::Navigate), Ok(Proceed));
+            let script = meta(site, "navigate", "document", false);
+            assert_eq!(check(&script, CrossSite::Navigate), Ok(Confirm));
+            assert!(check(&click, CrossSite::Deny).is_err());
+            assert_eq!(
+                check(&meta(site, "no-cors", "image", false), CrossSite::Allow),
+                Ok(Proceed)
+            );
         }
-        assert_eq!(check(&img, Navigate).unwrap_err().status().0, 403);
+    }
+
+    #[test]
+    fn own_requests_and_requests_without_metadata_proceed() {
+        for mode in [CrossSite::Navigate, CrossSite::Deny, CrossSite::Allow] {
+            for fetch in [
+                meta("same-origin", "no-cors", "image", false),
+                meta("none", "navigate", "document", true),
+                meta("", "", "", false),
+            ] {
+                assert_eq!(check(&fetch, mode), Ok(Verdict::Proceed), "{mode:?} {fetch:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn prefetches_are_refused_unless_allowed() {
+        let prefetch =
+            FetchMetadata { prefetch: true, ..meta("same-origin", "navigate", "document", false) };
+        assert_eq!(check(&prefetch, CrossSite::Navigate).unwrap_err().status().0, 403);
+        assert!(check(&prefetch, CrossSite::Deny).is_err());
+        assert_eq!(check(&prefetch, CrossSite::Allow), Ok(Verdict::Proceed));
+    }
+
+    #[test]
+    fn the_documented_default_is_navigate() {
+        assert_eq!("navigate".parse(), Ok(CrossSite::Navigate));
+        assert_eq!("NAVIGATE".parse(), Ok(CrossSite::Navigate));
+        assert_eq!(CrossSite::default(), CrossSite::Navigate);
+        assert_eq!("deny".parse(), Ok(CrossSite::Deny));
+        assert_eq!("allow".parse(), Ok(CrossSite::Allow));
+        assert_eq!("sometimes".parse::<CrossSite>(), Err(()));
     }
 }

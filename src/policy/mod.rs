@@ -5,7 +5,7 @@ pub mod driveby;
 pub mod handler;
 pub mod signout;
 
-pub use signout::{Decision, HandlerNote, Page, decide};
+pub use signout::{Decision, HandlerNote, Page, Verdict, decide};
 
 use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
 use driveby::CrossSite;

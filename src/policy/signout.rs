@@ -92,8 +92,26 @@ pub struct Decision<'a> {
     pub clear_site_data: Option<String>,
 }
 
-pub fn decide<'a>(request: &'a Request, rules: &Rules) -> Result<Decision<'a>, Error> {
-    driveby::check(&request.fetch, rules.cross_site)?;
+/// What a signout request leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    SignOut(Decision<'a>),
+    /// Another site sent the browser here without the user's click (§8): the HTML answer is a
+    /// page whose one button sends the same arguments again, from this origin. Nothing changes.
+    Confirm,
+}
+
+pub fn decide<'a>(request: &'a Request, rules: &Rules) -> Result<Verdict<'a>, Error> {
+    match driveby::check(&request.fetch, rules.cross_site)? {
+        driveby::Verdict::Proceed => Ok(Verdict::SignOut(sign_out(request, rules))),
+        driveby::Verdict::Confirm if request.args.format == Format::Html => Ok(Verdict::Confirm),
+        driveby::Verdict::Confirm => {
+            Err(Error::forbidden("a signout started by another site needs the user's click"))
+        }
+    }
+}
+
+fn sign_out<'a>(request: &'a Request, rules: &Rules) -> Decision<'a> {
     let filter = Filter {
         username: request.args.username.clone(),
         jurisdiction: request.args.jurisdiction.clone(),
@@ -111,7 +129,7 @@ pub fn decide<'a>(request: &'a Request, rules: &Rules) -> Result<Decision<'a>, E
     let (page, handler) = page(request, rules, removed_any);
     let clear_site_data =
         rules.clear_site_data.clone().filter(|_| selection.full_signout && removed_any);
-    Ok(Decision { selection, set_cookies, page, handler, clear_site_data })
+    Decision { selection, set_cookies, page, handler, clear_site_data }
 }
 
 fn page(request: &Request, rules: &Rules, removed_any: bool) -> (Page, HandlerNote) {

@@ -76,6 +76,27 @@ pub fn message_body(text: &str) -> String {
     document("Signed out", &format!("<h1>Signed out</h1>\n<p id=\"status\">{}</p>\n", escape(text)))
 }
 
+/// The drive-by confirmation (§8): one button that sends `fields` again, as a POST from this
+/// origin to `action` (the program's own path).
+pub fn confirm_body(federation: &str, action: &str, fields: &[(&str, &str)]) -> String {
+    let mut main = format!(
+        "<h1>Sign out?</h1>\n<p id=\"status\">Another site sent you here to sign you out of \
+         federation {}. Nothing has changed yet.</p>\n<form method=\"post\" action=\"{}\">\n",
+        escape(federation),
+        escape(action)
+    );
+    for (name, value) in fields {
+        let _ = writeln!(
+            main,
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            escape(name),
+            escape(value)
+        );
+    }
+    main.push_str("<button id=\"confirm\" type=\"submit\">Sign out</button>\n</form>\n");
+    document("Sign out?", &main)
+}
+
 pub fn error_body(code: u16, reason: &str, message: &str) -> String {
     let main =
         format!("<h1>{code} {}</h1>\n<p id=\"status\">{}</p>\n", escape(reason), escape(message));

@@ -83,6 +83,11 @@ pub fn answer(
     response
 }
 
+/// The drive-by confirmation page (HTML only: XML and JSON callers get a 403 instead).
+pub fn confirmation(federation: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+    html::page(200, "OK", &html::confirm_body(federation, action, fields))
+}
+
 /// An error in the requested format, with its status.
 pub fn error(error: &Error, format: Format) -> Response {
     let (code, reason) = error.status();

@@ -158,17 +158,127 @@ fn a_browser_signs_out_and_a_drive_by_does_not() {
     observe("browser", "whole browser test", format!("{:?}", started.elapsed()));
 }
 
-/// The access log line of a request for `target` (bounded wait).
+/// The access log line of a GET for `target` (bounded wait).
 #[track_caller]
 fn wait_for_access_line(server: &Server, target: &str) -> String {
-    let needle = format!("\"GET {target} ");
+    wait_for_access(server, "GET", target)
+}
+
+/// The access log line of a `method` request for `target` (bounded wait).
+#[track_caller]
+fn wait_for_access(server: &Server, method: &str, target: &str) -> String {
+    wait_for_another_access(server, method, target, 0)
+}
+
+/// How many `method` requests for `target` the access log holds.
+fn accesses(server: &Server, method: &str, target: &str) -> usize {
+    let needle = format!("\"{method} {target} ");
+    server.log("access.log").lines().filter(|l| l.contains(&needle)).count()
+}
+
+/// The access log line of the `method` request for `target` after the first `seen` ones
+/// (bounded wait).
+#[track_caller]
+fn wait_for_another_access(server: &Server, method: &str, target: &str, seen: usize) -> String {
+    let needle = format!("\"{method} {target} ");
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        if let Some(line) = server.log("access.log").lines().find(|l| l.contains(&needle)) {
+        if let Some(line) =
+            server.log("access.log").lines().filter(|l| l.contains(&needle)).nth(seen)
+        {
             return line.to_owned();
         }
         assert!(Instant::now() < deadline, "no request for {target}:\n{}", server.all_logs());
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// What another site's page does with the signout URL (`@SIGNOUT@`), and how the request
+/// arrives: (case, page, method, whether it is a navigation).
+const ATTACKS: &[(&str, &str, &str, bool)] = &[
+    ("img", r#"<img alt="" src="@SIGNOUT@?via=img">"#, "GET", false),
+    ("iframe", r#"<iframe src="@SIGNOUT@?via=iframe"></iframe>"#, "GET", false),
+    (
+        "fetch",
+        r#"<script>fetch("@SIGNOUT@?via=fetch", {mode: "no-cors", credentials: "include"})</script>"#,
+        "GET",
+        false,
+    ),
+    ("script", r#"<script>location.href = "@SIGNOUT@?via=script"</script>"#, "GET", true),
+    ("meta", r#"<meta http-equiv="refresh" content="0;url=@SIGNOUT@?via=meta">"#, "GET", true),
+    (
+        "form",
+        r#"<form id="f" method="post" action="@SIGNOUT@?via=form"><input type="hidden" name="DACS_USERNAME" value="alice"></form><script>document.getElementById("f").submit()</script>"#,
+        "POST",
+        true,
+    ),
+];
+
+/// §8 in a real browser. Another site is `http://localhost:OTHER` (another host: cross-site);
+/// a sibling is `http://127.0.0.1:OTHER` (another port of the same host: another origin, the
+/// same site, as a sibling subdomain is). Neither can sign the user out with an `<img>`, an
+/// `<iframe>` or a `fetch` (403), nor by navigating the browser without a click (a script, a
+/// meta refresh, an auto-submitted form: the confirmation page, nothing changed); the
+/// confirmation's button then signs out, and so does a link the user clicks.
+#[test]
+fn another_site_cannot_sign_the_user_out_without_a_click() {
+    let server = start_portal();
+    let signout = server.url("127.0.0.1", "/cgi-bin/dacs_signout");
+    let mut pages: Vec<(String, String)> = ATTACKS
+        .iter()
+        .map(|(case, page, _, _)| {
+            let html = format!(
+                "<!DOCTYPE html><title>{case}</title>{}",
+                page.replace("@SIGNOUT@", &signout)
+            );
+            (format!("/{case}.html"), html)
+        })
+        .collect();
+    let link = format!(
+        "<!DOCTYPE html><title>link</title><a id=\"go\" href=\"{signout}?via=click\">Sign out</a>"
+    );
+    pages.push(("/click.html".to_owned(), link));
+    let other = crate::support::site::Site::start(pages);
+    let browser = Browser::start();
+    let shots = artifacts_dir();
+    sign_in(&browser, &server);
+
+    for (host, relation) in [("localhost", "cross-site"), ("127.0.0.1", "same-site")] {
+        for (case, _, method, navigates) in ATTACKS {
+            let target = format!("/cgi-bin/dacs_signout?via={case}");
+            let seen = accesses(&server, method, &target);
+            browser.goto(&other.url(host, &format!("/{case}.html")));
+            let access = wait_for_another_access(&server, method, &target, seen);
+            if *navigates {
+                assert!(access.contains("\" 200 "), "{relation} {case}: {access}");
+                browser.wait_for_url(&signout);
+                let page = browser.page_source();
+                assert!(page.contains("Nothing has changed yet"), "{relation} {case}: {page}");
+            } else {
+                assert!(access.contains("\" 403 "), "{relation} {case} was not refused: {access}");
+            }
+            observe("browser", &format!("{relation} {case}"), &access);
+            assert_signed_in(&browser, &format!("after a {relation} {case}"));
+        }
+        // The confirmation's one button, clicked by the user, signs out.
+        let confirmed = accesses(&server, "POST", "/cgi-bin/dacs_signout");
+        browser.goto(&other.url(host, "/script.html"));
+        browser.wait_for_url(&signout);
+        browser.screenshot(&shots.join(format!("driveby-{relation}-confirmation.png")));
+        browser.click("#confirm");
+        browser
+            .wait_for("the signout page", |b| b.page_source().contains("Signed out").then_some(()));
+        assert_eq!(portal_cookies(&browser), ["theme"], "{relation}: the confirmed signout");
+        let access = wait_for_another_access(&server, "POST", "/cgi-bin/dacs_signout", confirmed);
+        observe("browser", &format!("{relation} confirmation button"), &access);
+        sign_in(&browser, &server);
+        // A link the user clicks on the other site signs out at once.
+        browser.goto(&other.url(host, "/click.html"));
+        browser.click("#go");
+        browser
+            .wait_for("the signout page", |b| b.page_source().contains("Signed out").then_some(()));
+        assert_eq!(portal_cookies(&browser), ["theme"], "{relation}: a click signs out at once");
+        sign_in(&browser, &server);
     }
 }
 

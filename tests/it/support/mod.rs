@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod hub;
 pub mod servers;
+pub mod site;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
