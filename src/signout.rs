@@ -194,9 +194,15 @@ fn respond(
     outcome.removed = Some(decision.selection.removed.len());
     outcome.remain = Some(decision.selection.remaining.len());
     outcome.handler = Some(decision.handler);
-    let user_agent = request.user_agent.as_deref();
-    let (note, plan) =
-        relay::plan(env, &settings.relay, &decision.selection.removed, user_agent, now);
+    let signout = relay::Signout {
+        removed: &decision.selection.removed,
+        remote_user: request.remote_user.as_deref(),
+        jurisdiction: &settings.rules.jurisdiction_name,
+        compare: settings.rules.name_compare,
+        user_agent: request.user_agent.as_deref(),
+        at: now,
+    };
+    let (note, plan) = relay::plan(env, &settings.relay, &signout);
     outcome.relay = Some(note);
     Ok((response, plan))
 }

@@ -106,6 +106,9 @@ pub struct Request {
     /// Raw bytes: pairs that are not UTF-8 belong to other apps (§4).
     pub cookie_header: Vec<u8>,
     pub user_agent: Option<String>,
+    /// The identity the web server authenticated (`REMOTE_USER`): an auth module in front of
+    /// the program (mod_auth_dacs sets `FED::JUR:USER`).
+    pub remote_user: Option<String>,
     pub fetch: FetchMetadata,
     pub server: Server,
 }
@@ -140,6 +143,7 @@ impl Request {
             args: signout_args(&args)?,
             cookie_header,
             user_agent: env.soft("HTTP_USER_AGENT").map(str::to_owned),
+            remote_user: env.soft("REMOTE_USER").filter(|u| !u.is_empty()).map(str::to_owned),
             fetch: fetch_metadata(env),
             server: server(env),
         })

@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::cgi::Env;
 use crate::config::{self, Config};
 use crate::process::{Context, Streams};
+use crate::relay::Route;
 use crate::relay::spool::Spool;
 use crate::relay::transport::Http;
 use crate::time::Clock;
@@ -99,12 +100,28 @@ fn relay(
             }
         }
     }
+    // Where records may be sent, and with which token: this configuration's hubs only.
+    let mut routes: Vec<Route> = Vec::new();
+    for route in spools.iter().filter_map(|s| crate::relay::route(env, s)) {
+        if !routes.iter().any(|r| r.endpoint == route.endpoint) {
+            routes.push(route);
+        }
+    }
+    if routes.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "dacs_signout relay: {}: no hub is configured (IDMS_BASE_API_URL, PROFILES_API_URL): \
+             nothing to relay",
+            config.source
+        );
+        return 0;
+    }
     let mut code = 0;
     for settings in spools {
         let drained = Spool::open(Path::new(&settings.spool_dir)).and_then(|spool| {
             let log = crate::relay::log_path(&settings);
             let stale_after = crate::relay::stale_after(&settings);
-            crate::relay::drain(&spool, &Http, env, clock, force, stale_after, &log)
+            crate::relay::drain(&spool, &routes, &Http, env, clock, force, stale_after, &log)
         });
         match drained {
             Ok(c) => {

@@ -27,6 +27,9 @@ pub const KNOWN_DIRECTIVES: &[&str] = &[
     "RELAY_SPOOL_DIR",
     "RELAY_LOG",
     "RELAY_MAX_AGE_SECS",
+    "RELAY_IDENTITY",
+    "RELAY_MAX_SIGNALS",
+    "RELAY_SEND_LOGOUT_AT",
 ];
 
 /// One `NAME "value"` line.

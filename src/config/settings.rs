@@ -7,7 +7,7 @@ use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
 use crate::policy::Rules;
 use crate::policy::driveby::CrossSite;
 use crate::policy::handler::{AllowRule, HandlerDirective, check_pattern};
-use crate::relay::{self, UsernameMap};
+use crate::relay::{self, RelayIdentity, UsernameMap};
 use crate::urls;
 
 /// The effective configuration of one request: each role's part of the section it uses.
@@ -223,6 +223,17 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
             _ => return Err(invalid(d, "an http or https URL without credentials")),
         },
     };
+    // The request's Host header chooses the section (Apache's default `UseCanonicalName Off`):
+    // a section with a hub of its own must not send it `Default`'s token.
+    if let Some(own) = layers.jurisdiction.and_then(|s| s.last("IDMS_BASE_API_URL"))
+        && layers.jurisdiction.and_then(|s| s.last("IDMS_API_TOKEN_ENV")).is_none()
+    {
+        return Err(ConfigError::at(
+            own.line,
+            "IDMS_BASE_API_URL: a Jurisdiction section with a hub of its own must name its own \
+             token variable (IDMS_API_TOKEN_ENV) too",
+        ));
+    }
     let token_env = layers.parsed(
         "IDMS_API_TOKEN_ENV",
         "COMMONS_PROFILES_API_TOKEN".to_owned(),
@@ -247,9 +258,31 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
         }
     };
     let path = |v: &str| (!v.is_empty() && !v.contains('\0')).then(|| v.to_owned());
+    let identity = layers.parsed(
+        "RELAY_IDENTITY",
+        RelayIdentity::RemoteUser,
+        |v| match v.to_ascii_lowercase().as_str() {
+            "remote-user" => Some(RelayIdentity::RemoteUser),
+            "cookies" => Some(RelayIdentity::Cookies),
+            _ => None,
+        },
+        "remote-user or cookies",
+    )?;
+    let send_logout_at = layers.parsed("RELAY_SEND_LOGOUT_AT", false, boolean, "yes or no")?;
+    // A late signal ends sessions opened after the signout, unless the hub knows when it
+    // happened (README, "Network-wide signout").
+    let max_age = if send_logout_at { 86_400 } else { 900 };
     Ok(relay::Settings {
         base_url,
         token_env,
+        identity,
+        max_signals: layers.parsed(
+            "RELAY_MAX_SIGNALS",
+            8,
+            |v| v.parse().ok().filter(|&n| n > 0),
+            "a positive number",
+        )?,
+        send_logout_at,
         username_map,
         timeout_secs: layers.parsed(
             "RELAY_TIMEOUT_SECS",
@@ -266,7 +299,7 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
         log: layers.parsed("RELAY_LOG", None, |v| path(v).map(Some), "a file")?,
         max_age_secs: layers.parsed(
             "RELAY_MAX_AGE_SECS",
-            86_400,
+            max_age,
             seconds,
             "a positive number of seconds",
         )?,
@@ -329,5 +362,55 @@ mod tests {
     fn clear_site_data_values() {
         let s = settings(&format!("{BASE}\nCLEAR_SITE_DATA \"cookies, cache\"")).unwrap();
         assert_eq!(s.rules.clear_site_data.as_deref(), Some("\"cookies\", \"cache\""));
+    }
+}
+
+#[cfg(test)]
+mod relay_tests {
+    use super::super::{Config, Source};
+    use crate::relay::RelayIdentity;
+
+    const TEXT: &str = "<Configuration>\n<Default>\nFEDERATION_NAME \"EX\"\nJURISDICTION_NAME \"J\"\n\
+        COOKIE_NO_DOMAIN \"yes\"\nIDMS_BASE_API_URL \"https://hub.example/api/v1/\"\n</Default>\n\
+        <Jurisdiction uri=\"a.example\">\nIDMS_BASE_API_URL \"https://other.example/api/v1/\"\n\
+        </Jurisdiction>\n<Jurisdiction uri=\"b.example\">\n\
+        IDMS_BASE_API_URL \"https://other.example/api/v1/\"\nIDMS_API_TOKEN_ENV \"OTHER_TOKEN\"\n\
+        </Jurisdiction>\n</Configuration>";
+
+    /// The Host header picks the section: a section with a hub of its own must not send it
+    /// `Default`'s token.
+    #[test]
+    fn a_section_with_its_own_hub_names_its_own_token() {
+        let config = Config::parse(TEXT, Source::BuiltIn).unwrap();
+        let e = config.settings("a.example/cgi-bin/x").unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.message.contains("IDMS_API_TOKEN_ENV"), "{e}");
+        let b = config.settings("b.example/cgi-bin/x").unwrap();
+        assert_eq!(b.relay.token_env, "OTHER_TOKEN");
+        let default = config.settings("c.example/").unwrap();
+        assert_eq!(default.relay.token_env, "COMMONS_PROFILES_API_TOKEN");
+        assert_eq!(config.check().len(), 1);
+    }
+
+    #[test]
+    fn relay_defaults_and_their_dependence_on_logout_at() {
+        let config = Config::parse(TEXT, Source::BuiltIn).unwrap();
+        let relay = config.settings("").unwrap().relay;
+        assert_eq!(relay.identity, RelayIdentity::RemoteUser);
+        assert_eq!((relay.max_signals, relay.max_age_secs, relay.send_logout_at), (8, 900, false));
+        let text = TEXT.replace(
+            "COOKIE_NO_DOMAIN \"yes\"",
+            "COOKIE_NO_DOMAIN \"yes\"\nRELAY_SEND_LOGOUT_AT \"yes\"\nRELAY_IDENTITY \"cookies\"",
+        );
+        let relay = Config::parse(&text, Source::BuiltIn).unwrap().settings("").unwrap().relay;
+        assert_eq!((relay.identity, relay.max_age_secs), (RelayIdentity::Cookies, 86_400));
+        for bad in
+            ["RELAY_IDENTITY \"everyone\"", "RELAY_MAX_SIGNALS \"0\"", "RELAY_SEND_LOGOUT_AT \"x\""]
+        {
+            let text = TEXT
+                .replace("COOKIE_NO_DOMAIN \"yes\"", &format!("COOKIE_NO_DOMAIN \"yes\"\n{bad}"));
+            let e = Config::parse(&text, Source::BuiltIn).unwrap().settings("").unwrap_err();
+            assert_eq!(e.line, Some(6), "{bad}: {e}");
+        }
     }
 }

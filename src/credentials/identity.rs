@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::NameCompare;
+
 /// A DACS identity, borrowed from the text it was parsed from.
 ///
 /// ```
@@ -26,6 +28,43 @@ impl<'a> Identity<'a> {
         let (jurisdiction, username) = rest.split_once(':')?;
         let id = Identity { federation, jurisdiction, username };
         (is_name(federation) && is_name(jurisdiction) && is_username(username)).then_some(id)
+    }
+}
+
+impl Identity<'_> {
+    /// Whether `remote_user`, the identity the web server authenticated (`REMOTE_USER`), names
+    /// this credential: as `FED::JUR:USER` (what mod_auth_dacs sets), `JUR:USER`, or a bare
+    /// `USER` for a credential of `own_jurisdiction` only (two jurisdictions' `bobo` are two
+    /// people), each part under `compare`.
+    ///
+    /// ```
+    /// use dacs_signout::credentials::{Identity, NameCompare::{Case, NoCase}};
+    /// let id = Identity::parse("EX::J1:bob").unwrap();
+    /// assert!(id.is_named_by("EX::J1:bob", "J1", Case));
+    /// assert!(id.is_named_by("J1:bob", "J2", Case));
+    /// assert!(id.is_named_by("bob", "J1", Case));
+    /// assert!(!id.is_named_by("bob", "J2", Case), "another jurisdiction's bob");
+    /// assert!(!id.is_named_by("EX::J1:bo", "J1", Case));
+    /// assert!(id.is_named_by("ex::j1:BOB", "J1", NoCase) && !id.is_named_by("ex::j1:BOB", "J1", Case));
+    /// ```
+    pub fn is_named_by(
+        &self,
+        remote_user: &str,
+        own_jurisdiction: &str,
+        compare: NameCompare,
+    ) -> bool {
+        let full = Identity::parse(remote_user).is_some_and(|named| {
+            compare.eq(named.federation, self.federation)
+                && compare.eq(named.jurisdiction, self.jurisdiction)
+                && compare.eq(named.username, self.username)
+        });
+        // `JUR:USER`: a jurisdiction name holds no `:`, so the first `:` ends it.
+        let qualified = remote_user.split_once(':').is_some_and(|(jurisdiction, username)| {
+            compare.eq(jurisdiction, self.jurisdiction) && compare.eq(username, self.username)
+        });
+        let bare = compare.eq(own_jurisdiction, self.jurisdiction)
+            && compare.eq(remote_user, self.username);
+        full || qualified || bare
     }
 }
 

@@ -5,31 +5,42 @@ use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use super::drain::{Counts, Courier};
-use super::signal::Signal;
+use super::signal::{Route, Signal};
 use super::spool::Spool;
 use super::transport::Transport;
 use super::{GUIDE_TOKEN_ENV, Plan};
 use crate::cgi::Env;
 use crate::time::Clock;
 
-/// What a request hands its delivery child on stdin.
+/// What a request hands its delivery child on stdin: its own process, so the route (hub and
+/// token variable) is the request's configuration, not a record's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
     /// The spool the signals are in; `None` when they could not be spooled (best effort).
     pub spool: Option<PathBuf>,
     pub log: PathBuf,
+    pub route: Route,
     pub signals: Vec<Signal>,
 }
 
 impl Payload {
     pub fn to_json(&self) -> String {
+        let route = &self.route;
         json!({
             "spool": self.spool.as_ref().map(|p| p.display().to_string()),
             "log": self.log.display().to_string(),
+            "route": {
+                "endpoint": route.endpoint,
+                "token_env": route.token_env,
+                "timeout_secs": route.timeout_secs,
+                "max_age_secs": route.max_age_secs,
+                "send_logout_at": route.send_logout_at,
+            },
             "signals": self.signals.iter().map(Signal::to_value).collect::<Vec<_>>(),
         })
         .to_string()
@@ -41,11 +52,28 @@ impl Payload {
             Value::Null => None,
             other => Some(PathBuf::from(other.as_str()?)),
         };
+        let r = &v["route"];
+        let route = Route {
+            endpoint: r["endpoint"].as_str()?.to_owned(),
+            token_env: r["token_env"].as_str()?.to_owned(),
+            timeout_secs: r["timeout_secs"].as_u64()?,
+            max_age_secs: r["max_age_secs"].as_u64()?,
+            send_logout_at: r["send_logout_at"].as_bool()?,
+        };
         let signals =
             v["signals"].as_array()?.iter().map(Signal::from_value).collect::<Option<_>>()?;
-        Some(Payload { spool, log: PathBuf::from(v["log"].as_str()?), signals })
+        Some(Payload { spool, log: PathBuf::from(v["log"].as_str()?), route, signals })
+    }
+
+    /// The child's whole life is bounded: a few attempts' worth of time, however many signals
+    /// it carries (`RELAY_MAX_SIGNALS` caps them too); what it leaves is the drain's.
+    fn deadline(&self, started: SystemTime) -> SystemTime {
+        started + Duration::from_secs(self.route.timeout_secs.saturating_mul(CHILD_ATTEMPTS))
     }
 }
+
+/// How many whole-attempt timeouts the delivery child may spend in all.
+const CHILD_ATTEMPTS: u64 = 2;
 
 impl Plan {
     /// Starts the detached delivery child. It begins only once this process has exited.
@@ -53,13 +81,14 @@ impl Plan {
         let payload = Payload {
             spool: self.spooled.then(|| self.spool_dir.clone()),
             log: self.log.clone(),
+            route: self.route.clone(),
             signals: self.signals.clone(),
         };
         // A clean environment: the request's (HTTP_COOKIE with other apps' sessions, HTTP_PROXY
-        // from a `Proxy:` header) has no business in the child. It gets the token variables
-        // its signals name, and what the TLS trust store honours.
-        let mut names: Vec<&str> = vec![GUIDE_TOKEN_ENV, "SSL_CERT_FILE", "SSL_CERT_DIR"];
-        names.extend(self.signals.iter().map(|s| s.token_env.as_str()));
+        // from a `Proxy:` header) has no business in the child. It gets the token variable of
+        // its route, and what the TLS trust store honours.
+        let names =
+            [self.route.token_env.as_str(), GUIDE_TOKEN_ENV, "SSL_CERT_FILE", "SSL_CERT_DIR"];
         let kept = names.into_iter().filter_map(|name| Some((name, env.os(name)?)));
         let mut child = Command::new(std::env::current_exe()?)
             .args(["relay", "--deliver"])
@@ -104,7 +133,9 @@ pub fn deliver(
     input.read_to_end(&mut bytes)?;
     let payload = Payload::from_json(&bytes)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed delivery payload"))?;
-    let courier = Courier { transport, env, clock, log: Path::new(&payload.log) };
+    let routes = std::slice::from_ref(&payload.route);
+    let deadline = Some(payload.deadline(clock.now()));
+    let courier = Courier { routes, transport, env, clock, log: Path::new(&payload.log), deadline };
     let mut counts = Counts::default();
     match &payload.spool {
         Some(dir) => {
@@ -120,7 +151,7 @@ pub fn deliver(
         None => {
             for s in &payload.signals {
                 let mut s = s.clone();
-                let attempt = courier.attempt(&mut s, &mut counts);
+                let Some(attempt) = courier.attempt(&mut s, &mut counts) else { break };
                 courier.record(&s, &attempt);
             }
         }
@@ -138,12 +169,19 @@ mod tests {
             user_name: "bob".into(),
             user_agent: "UA \"x\"".into(),
             endpoint: "https://hub.example/api/v1/actions/logout/".into(),
-            token_env: "T".into(),
-            timeout_secs: 15,
-            max_age_secs: 600,
             created: 1_700_000_000,
             attempts: 0,
             next_attempt: 1_700_000_000,
+        }
+    }
+
+    fn route() -> Route {
+        Route {
+            endpoint: "https://hub.example/api/v1/actions/logout/".into(),
+            token_env: "T".into(),
+            timeout_secs: 15,
+            max_age_secs: 600,
+            send_logout_at: true,
         }
     }
 
@@ -152,13 +190,26 @@ mod tests {
         let spooled = Payload {
             spool: Some("/var/spool/dacs-signout".into()),
             log: "/var/spool/dacs-signout/relay.log".into(),
+            route: route(),
             signals: vec![signal("a"), signal("b")],
         };
         assert_eq!(Payload::from_json(spooled.to_json().as_bytes()), Some(spooled));
-        let best_effort = Payload { spool: None, log: "/tmp/l".into(), signals: vec![signal("c")] };
+        let best_effort = Payload {
+            spool: None,
+            log: "/tmp/l".into(),
+            route: route(),
+            signals: vec![signal("c")],
+        };
         assert_eq!(Payload::from_json(best_effort.to_json().as_bytes()), Some(best_effort));
         for bad in [&b"{}"[..], b"[]", b"{\"spool\":1,\"log\":\"l\",\"signals\":[]}", b"not json"] {
             assert_eq!(Payload::from_json(bad), None);
         }
+    }
+
+    #[test]
+    fn the_child_has_two_attempts_worth_of_time() {
+        let p = Payload { spool: None, log: "/l".into(), route: route(), signals: vec![] };
+        let start = SystemTime::UNIX_EPOCH;
+        assert_eq!(p.deadline(start), start + Duration::from_secs(30));
     }
 }

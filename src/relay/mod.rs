@@ -30,7 +30,8 @@ use std::time::Duration;
 
 pub use child::{close_inherited_descriptors, deliver};
 pub use drain::drain;
-pub use plan::{Note, Plan, plan};
+pub use plan::{Note, Plan, Signout, plan};
+pub use signal::Route;
 
 use crate::cgi::Env;
 use signal::join;
@@ -40,11 +41,26 @@ use signal::join;
 pub struct Settings {
     pub base_url: Option<String>,
     pub token_env: String,
+    pub identity: RelayIdentity,
+    pub max_signals: usize,
     pub username_map: Option<UsernameMap>,
     pub timeout_secs: u64,
     pub spool_dir: String,
     pub log: Option<String>,
     pub max_age_secs: u64,
+    pub send_logout_at: bool,
+}
+
+/// `RELAY_IDENTITY`: which removed credentials go network-wide (§9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RelayIdentity {
+    /// Only the identity the web server authenticated for this request (`REMOTE_USER`): a
+    /// cookie's name is whatever the client chose to send.
+    #[default]
+    RemoteUser,
+    /// Every removed credential, for deployments that accept that anyone can then sign anyone
+    /// out of the whole network (README).
+    Cookies,
 }
 
 /// `RELAY_USERNAME_MAP "REGEX => REPLACEMENT"`, compiled only when a signal is sent.
@@ -68,6 +84,17 @@ pub fn endpoint(env: &Env, settings: &Settings) -> Option<String> {
         return Some(join(base, "actions/logout/"));
     }
     var("PROFILES_API_URL").map(|root| join(root, "api/v1/actions/logout/"))
+}
+
+/// How this configuration sends to its hub, when it has one.
+pub fn route(env: &Env, settings: &Settings) -> Option<Route> {
+    Some(Route {
+        endpoint: endpoint(env, settings)?,
+        token_env: settings.token_env.clone(),
+        timeout_secs: settings.timeout_secs,
+        max_age_secs: settings.max_age_secs,
+        send_logout_at: settings.send_logout_at,
+    })
 }
 
 /// `RELAY_LOG`, else `relay.log` in the spool.
@@ -101,11 +128,14 @@ mod tests {
         let settings = Settings {
             base_url: Some("https://conf.example/api/v1/".into()),
             token_env: "T".into(),
+            identity: RelayIdentity::RemoteUser,
+            max_signals: 8,
             username_map: None,
             timeout_secs: 15,
             spool_dir: "/tmp".into(),
             log: None,
             max_age_secs: 60,
+            send_logout_at: false,
         };
         let env = |pairs: &[(&'static str, &'static str)]| Env::from_pairs(pairs.iter().copied());
         assert_eq!(

@@ -5,11 +5,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use super::signal::Signal;
+use super::signal::{Route, Signal, user_agent};
 use super::spool::Spool;
-use super::{Settings, UsernameMap, endpoint, log_path};
+use super::{RelayIdentity, Settings, UsernameMap, log_path, route};
 use crate::cgi::Env;
-use crate::credentials::Credential;
+use crate::credentials::{Credential, NameCompare};
 use crate::time::unix_secs;
 use crate::urls;
 use crate::version::VERSION;
@@ -17,7 +17,10 @@ use crate::version::VERSION;
 /// The signals of one signout and where they go.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    pub route: Route,
     pub signals: Vec<Signal>,
+    /// Network usernames left out by `RELAY_MAX_SIGNALS`.
+    pub dropped: usize,
     pub spool_dir: PathBuf,
     pub log: PathBuf,
     /// Whether the signals are in the spool (else: best effort, one attempt).
@@ -31,10 +34,14 @@ pub enum Note {
     Off,
     /// Nothing was removed, or nothing is left after the username map.
     Nothing,
+    /// `RELAY_IDENTITY "remote-user"` and no `REMOTE_USER`: the local signout only.
+    Unauthenticated,
+    /// `REMOTE_USER` names none of the removed credentials: the local signout only.
+    Unmatched,
     /// Signals made, not yet persisted.
-    Planned(usize),
+    Planned { signals: usize, dropped: usize },
     /// Signals written durably to the spool.
-    Spooled(usize),
+    Spooled { signals: usize, dropped: usize },
     /// The spool could not be used: one attempt each, without durability.
     BestEffort { signals: usize, spool: PathBuf, why: String },
     /// The relay configuration cannot be used for this request.
@@ -43,11 +50,23 @@ pub enum Note {
 
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dropped = |f: &mut fmt::Formatter<'_>, n: usize| match n {
+            0 => Ok(()),
+            n => write!(f, " ({n} more over RELAY_MAX_SIGNALS dropped)"),
+        };
         match self {
             Note::Off => f.write_str("off"),
             Note::Nothing => f.write_str("none"),
-            Note::Planned(_) => f.write_str("planned"),
-            Note::Spooled(n) => write!(f, "spooled:{n}"),
+            Note::Unauthenticated => f.write_str("unauthenticated"),
+            Note::Unmatched => f.write_str("unmatched"),
+            Note::Planned { signals, dropped: n } => {
+                write!(f, "planned:{signals}")?;
+                dropped(f, *n)
+            }
+            Note::Spooled { signals, dropped: n } => {
+                write!(f, "spooled:{signals}")?;
+                dropped(f, *n)
+            }
             Note::BestEffort { signals, spool, why } => {
                 write!(f, "best-effort:{signals} (spool {} unusable: {why})", spool.display())
             }
@@ -56,7 +75,21 @@ impl fmt::Display for Note {
     }
 }
 
-/// `RELAY_USERNAME_MAP`, applied to each DACS username; empty results and duplicates dropped.
+/// What a signout hands the relay.
+pub struct Signout<'a> {
+    pub removed: &'a [Credential<'a>],
+    /// The identity the web server authenticated for the request (`REMOTE_USER`).
+    pub remote_user: Option<&'a str>,
+    /// This section's jurisdiction: a bare `REMOTE_USER` names only its users.
+    pub jurisdiction: &'a str,
+    pub compare: NameCompare,
+    /// The browser's `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    pub at: SystemTime,
+}
+
+/// `RELAY_USERNAME_MAP`, applied to each DACS username; trimmed, empty results and
+/// duplicates dropped.
 pub fn network_usernames<'a>(
     credentials: impl IntoIterator<Item = &'a Credential<'a>>,
     map: Option<&UsernameMap>,
@@ -70,38 +103,52 @@ pub fn network_usernames<'a>(
             }
             _ => credential.identity.username.to_owned(),
         };
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
+        // The hub strips white space and echoes what is left: send what it will echo.
+        let name = name.trim();
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
         }
     }
     Ok(names)
 }
 
-/// The plan for a signout at `now` that removed `removed`: the note for the log line, and the
-/// signals when there are any.
-pub fn plan(
-    env: &Env,
-    settings: &Settings,
-    removed: &[Credential],
-    user_agent: Option<&str>,
-    now: SystemTime,
-) -> (Note, Option<Plan>) {
-    let Some(endpoint) = endpoint(env, settings) else { return (Note::Off, None) };
-    if urls::parse_plain_http(&endpoint).is_none() {
+/// The removed credentials that may go network-wide (§9), or why none may.
+fn relayed<'a>(settings: &Settings, signout: &'a Signout) -> Result<Vec<&'a Credential<'a>>, Note> {
+    if signout.removed.is_empty() {
+        return Err(Note::Nothing);
+    }
+    let all = signout.removed.iter();
+    let chosen: Vec<_> = match (settings.identity, signout.remote_user) {
+        (RelayIdentity::Cookies, _) => all.collect(),
+        (RelayIdentity::RemoteUser, None) => return Err(Note::Unauthenticated),
+        (RelayIdentity::RemoteUser, Some(user)) => all
+            .filter(|c| c.identity.is_named_by(user, signout.jurisdiction, signout.compare))
+            .collect(),
+    };
+    if chosen.is_empty() { Err(Note::Unmatched) } else { Ok(chosen) }
+}
+
+/// The plan for a signout: the note for the log line, and the signals when there are any.
+pub fn plan(env: &Env, settings: &Settings, signout: &Signout) -> (Note, Option<Plan>) {
+    let Some(route) = route(env, settings) else { return (Note::Off, None) };
+    if urls::parse_plain_http(&route.endpoint).is_none() {
         // Not echoed: a URL with user-info holds a secret.
         return (Note::Error("the hub URL is not an http(s) URL without user-info".into()), None);
     }
-    let names = match network_usernames(removed, settings.username_map.as_ref()) {
+    let credentials = match relayed(settings, signout) {
+        Ok(credentials) => credentials,
+        Err(note) => return (note, None),
+    };
+    let mut names = match network_usernames(credentials, settings.username_map.as_ref()) {
         Ok(names) if names.is_empty() => return (Note::Nothing, None),
         Ok(names) => names,
         Err(e) => return (Note::Error(format!("RELAY_USERNAME_MAP: {e}")), None),
     };
-    // The hub rejects an empty user agent.
-    let user_agent = user_agent
-        .filter(|ua| !ua.is_empty())
-        .map_or_else(|| format!("dacs_signout/{VERSION}"), str::to_owned);
-    let secs = unix_secs(now);
-    let nanos = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let dropped = names.len().saturating_sub(settings.max_signals);
+    names.truncate(settings.max_signals);
+    let user_agent = user_agent(signout.user_agent, &format!("dacs_signout/{VERSION}"));
+    let secs = unix_secs(signout.at);
+    let nanos = signout.at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let signals: Vec<Signal> = names
         .into_iter()
         .enumerate()
@@ -109,22 +156,21 @@ pub fn plan(
             id: format!("{secs:011}-{nanos:09}-{}-{i}", std::process::id()),
             user_name,
             user_agent: user_agent.clone(),
-            endpoint: endpoint.clone(),
-            token_env: settings.token_env.clone(),
-            timeout_secs: settings.timeout_secs,
-            max_age_secs: settings.max_age_secs,
+            endpoint: route.endpoint.clone(),
             created: secs,
             attempts: 0,
             next_attempt: secs,
         })
         .collect();
     let plan = Plan {
+        route,
+        dropped,
         spool_dir: PathBuf::from(&settings.spool_dir),
         log: log_path(settings),
         spooled: false,
         signals,
     };
-    (Note::Planned(plan.signals.len()), Some(plan))
+    (Note::Planned { signals: plan.signals.len(), dropped }, Some(plan))
 }
 
 impl Plan {
@@ -133,7 +179,7 @@ impl Plan {
         match Spool::open(&self.spool_dir).and_then(|spool| spool.put_all(&self.signals)) {
             Ok(()) => {
                 self.spooled = true;
-                Note::Spooled(self.signals.len())
+                Note::Spooled { signals: self.signals.len(), dropped: self.dropped }
             }
             Err(e) => Note::BestEffort {
                 signals: self.signals.len(),
@@ -153,27 +199,45 @@ mod tests {
         Credential { name: text, identity: Identity::parse(text).unwrap() }
     }
 
-    fn settings(base_url: Option<&str>) -> Settings {
+    fn settings(base_url: Option<&str>, identity: RelayIdentity) -> Settings {
         Settings {
             base_url: base_url.map(str::to_owned),
             token_env: "T".into(),
+            identity,
+            max_signals: 2,
             username_map: None,
             timeout_secs: 15,
             spool_dir: "/dev/null/spool".into(),
             log: None,
             max_age_secs: 60,
+            send_logout_at: false,
         }
     }
 
+    fn signout<'a>(removed: &'a [Credential<'a>], remote_user: Option<&'a str>) -> Signout<'a> {
+        Signout {
+            removed,
+            remote_user,
+            jurisdiction: "A",
+            compare: NameCompare::Case,
+            user_agent: None,
+            at: crate::time::from_unix_secs(1_700_000_000),
+        }
+    }
+
+    fn users(plan: &Option<Plan>) -> Vec<&str> {
+        plan.iter().flat_map(|p| &p.signals).map(|s| s.user_name.as_str()).collect()
+    }
+
     #[test]
-    fn usernames_are_mapped_and_deduplicated() {
+    fn usernames_are_mapped_trimmed_and_deduplicated() {
         let creds = [
             cred("EX::A:bob@uni.example"),
             cred("EX::B:bob@uni.example"),
             cred("EX::A:amy@other.example"),
         ];
         let map =
-            UsernameMap { pattern: "^([^@]+)@uni\\.example$".into(), replacement: "$1".into() };
+            UsernameMap { pattern: "^([^@]+)@uni\\.example$".into(), replacement: " $1 ".into() };
         assert_eq!(network_usernames(&creds, Some(&map)).unwrap(), ["bob", "amy@other.example"]);
         assert_eq!(
             network_usernames(&creds, None).unwrap(),
@@ -184,34 +248,57 @@ mod tests {
     }
 
     #[test]
+    fn only_the_authenticated_identity_goes_network_wide() {
+        let removed = [cred("EX::A:bob"), cred("EX::B:bob"), cred("EX::A:victim")];
+        let remote = settings(Some("https://h/"), RelayIdentity::RemoteUser);
+        let (note, none) = plan(&Env::default(), &remote, &signout(&removed, None));
+        assert_eq!((note, none.is_none()), (Note::Unauthenticated, true));
+        for (user, expected) in
+            [("EX::A:bob", "bob"), ("A:bob", "bob"), ("bob", "bob"), ("B:bob", "bob")]
+        {
+            let (_, p) = plan(&Env::default(), &remote, &signout(&removed, Some(user)));
+            assert_eq!(users(&p), [expected], "{user}");
+            assert_eq!(p.unwrap().signals.len(), 1);
+        }
+        let (note, _) = plan(&Env::default(), &remote, &signout(&removed, Some("EX::B:amy")));
+        assert_eq!(note, Note::Unmatched);
+        // Every removed credential, capped at RELAY_MAX_SIGNALS.
+        let cookies = settings(Some("https://h/"), RelayIdentity::Cookies);
+        let many = [cred("EX::A:a"), cred("EX::A:b"), cred("EX::A:c")];
+        let (note, p) = plan(&Env::default(), &cookies, &signout(&many, None));
+        assert_eq!(note, Note::Planned { signals: 2, dropped: 1 });
+        assert_eq!(users(&p), ["a", "b"]);
+        assert_eq!(note.to_string(), "planned:2 (1 more over RELAY_MAX_SIGNALS dropped)");
+    }
+
+    #[test]
     fn a_plan_is_stamped_with_the_time_it_is_given() {
-        let now = crate::time::from_unix_secs(1_700_000_000);
         let removed = [cred("EX::A:bob")];
-        let (note, plan) =
-            plan(&Env::default(), &settings(Some("https://h/api/v1")), &removed, None, now);
-        assert_eq!(note, Note::Planned(1));
+        let s = settings(Some("https://h/api/v1"), RelayIdentity::Cookies);
+        let (note, plan) = plan(&Env::default(), &s, &signout(&removed, None));
+        assert_eq!(note, Note::Planned { signals: 1, dropped: 0 });
         let plan = plan.unwrap();
         let signal = &plan.signals[0];
         assert_eq!((signal.created, signal.next_attempt), (1_700_000_000, 1_700_000_000));
         assert!(signal.id.starts_with("01700000000-"), "{}", signal.id);
         assert_eq!(signal.user_agent, format!("dacs_signout/{VERSION}"));
         assert_eq!(signal.endpoint, "https://h/api/v1/actions/logout/");
+        assert_eq!(plan.route.endpoint, signal.endpoint);
         assert_eq!(plan.log, PathBuf::from("/dev/null/spool/relay.log"));
     }
 
     #[test]
     fn notes() {
-        let now = SystemTime::UNIX_EPOCH;
         let env = Env::default();
-        assert_eq!(plan(&env, &settings(None), &[cred("EX::A:bob")], None, now).0, Note::Off);
-        assert_eq!(plan(&env, &settings(Some("https://h/")), &[], None, now).0, Note::Nothing);
+        let removed = [cred("EX::A:bob")];
+        let cookies = |base| settings(base, RelayIdentity::Cookies);
+        assert_eq!(plan(&env, &cookies(None), &signout(&removed, None)).0, Note::Off);
+        assert_eq!(plan(&env, &cookies(Some("https://h/")), &signout(&[], None)).0, Note::Nothing);
         let env = Env::from_pairs([("IDMS_BASE_API_URL", "https://u:p@h/")]);
-        let (note, _) = plan(&env, &settings(None), &[cred("EX::A:bob")], None, now);
+        let (note, _) = plan(&env, &cookies(None), &signout(&removed, None));
         assert!(matches!(note, Note::Error(ref why) if !why.contains("u:p")), "{note:?}");
-        let mut p =
-            plan(&Env::default(), &settings(Some("https://h/")), &[cred("EX::A:b")], None, now)
-                .1
-                .unwrap();
+        let (_, p) = plan(&Env::default(), &cookies(Some("https://h/")), &signout(&removed, None));
+        let mut p = p.unwrap();
         assert!(matches!(p.persist(), Note::BestEffort { signals: 1, .. }));
         assert!(!p.spooled);
     }

@@ -3,34 +3,71 @@
 
 use serde_json::{Value, json};
 
-/// One user's logout, to be announced to the hub.
+/// One user's logout, to be announced to the hub. The record says *what* to announce; where to
+/// send it and with which token come from the configuration of whoever sends it ([`Route`]),
+/// never from the record: whoever could write a record must not choose where the token goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signal {
     /// Unique within the spool; also the file name.
     pub id: String,
-    /// The network username (after `RELAY_USERNAME_MAP`).
+    /// The network username (after `RELAY_USERNAME_MAP`), trimmed.
     pub user_name: String,
+    /// The browser's, trimmed and at most [`MAX_USER_AGENT`] bytes, or `dacs_signout/VERSION`.
     pub user_agent: String,
-    /// `{base}actions/logout/`.
+    /// `{base}actions/logout/`: which configured hub it is for. A sender sends it only to an
+    /// endpoint of its own configuration that is equal to this one.
     pub endpoint: String,
-    /// The *name* of the variable holding the bearer token; never the token.
-    pub token_env: String,
-    pub timeout_secs: u64,
-    pub max_age_secs: u64,
-    /// Unix seconds.
+    /// When the signout happened (Unix seconds).
     pub created: u64,
     pub attempts: u32,
     pub next_attempt: u64,
 }
 
+/// How a signal for one hub is sent: from the sender's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: String,
+    /// The *name* of the variable holding the bearer token; never the token.
+    pub token_env: String,
+    pub timeout_secs: u64,
+    pub max_age_secs: u64,
+    /// `RELAY_SEND_LOGOUT_AT`: the body carries the signout's time.
+    pub send_logout_at: bool,
+}
+
+/// The longest user agent sent (bytes): the hub echoes it, and its answer must fit the 64 KiB
+/// read limit, or a signal it accepted would be retried, and relayed, again and again.
+pub const MAX_USER_AGENT: usize = 1024;
+
 /// The request body, compact, as the Knowledge Commons hub expects it:
-/// `{"user_name":"john_doe","user_agent":"Mozilla/5.0"}`.
-pub fn body(user_name: &str, user_agent: &str) -> String {
-    format!(
-        "{{\"user_name\":{},\"user_agent\":{}}}",
-        Value::from(user_name),
-        Value::from(user_agent)
-    )
+/// `{"user_name":"john_doe","user_agent":"Mozilla/5.0"}`, with `"logout_at":SECS` after them
+/// when the route asks for it.
+pub fn body(signal: &Signal, route: &Route) -> String {
+    let mut body = format!(
+        "{{\"user_name\":{},\"user_agent\":{}",
+        Value::from(signal.user_name.as_str()),
+        Value::from(signal.user_agent.as_str())
+    );
+    if route.send_logout_at {
+        body.push_str(&format!(",\"logout_at\":{}", signal.created));
+    }
+    body.push('}');
+    body
+}
+
+/// The user agent sent for a browser's `User-Agent`: trimmed of Unicode white space (the hub
+/// strips it, and refuses what is left empty: U+00A0 alone would be a 500 forever), at most
+/// [`MAX_USER_AGENT`] bytes, and `fallback` when nothing is left.
+pub fn user_agent(browser: Option<&str>, fallback: &str) -> String {
+    let trimmed = browser.map_or("", str::trim);
+    if trimmed.is_empty() {
+        return fallback.to_owned();
+    }
+    let mut cut = trimmed.len().min(MAX_USER_AGENT);
+    while !trimmed.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    trimmed[..cut].trim_end().to_owned()
 }
 
 /// `base` + `tail`, with exactly one `/` between.
@@ -67,6 +104,11 @@ impl Verdict {
 }
 
 /// Success is a 2xx whose JSON has `data.user.user` equal to the name sent.
+///
+/// The Knowledge Commons hub answers a wrong token with 403, never 401 (both are retried: a
+/// token being rotated), and a body it cannot validate with 500. A username holding `/` it
+/// answers with 500 *after* acting on it (its profile URL cannot be built): a retry would
+/// repeat the network-wide logout, so that 5xx is final.
 pub fn judge(status: u16, body: &[u8], user_name: &str) -> Verdict {
     match status {
         200..=299 => {
@@ -80,6 +122,10 @@ pub fn judge(status: u16, body: &[u8], user_name: &str) -> Verdict {
             }
         }
         400 | 404 | 422 => Verdict::Dead(format!("HTTP {status}")),
+        500..=599 if user_name.contains('/') => Verdict::Dead(format!(
+            "HTTP {status} for a username with '/': the hub acts on it before it fails, \
+             so it is not retried"
+        )),
         _ => Verdict::Retry(format!("HTTP {status}")),
     }
 }
@@ -98,9 +144,12 @@ pub fn excerpt(body: &[u8], token: Option<&str>) -> String {
     text[..cut].chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// Exponential backoff: 30 s, 60 s, 120 s, … at most an hour.
+/// The wait before the next attempt: 15 s, 30 s, 60 s, 120 s, 240 s, then every 5 minutes.
+/// Short, because a late signal is not harmless (the hub ends every session of the user,
+/// including ones opened after the signout) and the default `RELAY_MAX_AGE_SECS` is short;
+/// README, "Network-wide signout".
 pub fn backoff_secs(attempts: u32) -> u64 {
-    30u64.saturating_mul(1 << attempts.saturating_sub(1).min(7)).min(3600)
+    15u64.saturating_mul(1 << attempts.saturating_sub(1).min(5)).min(300)
 }
 
 impl Signal {
@@ -114,9 +163,6 @@ impl Signal {
             "user_name": self.user_name,
             "user_agent": self.user_agent,
             "endpoint": self.endpoint,
-            "token_env": self.token_env,
-            "timeout_secs": self.timeout_secs,
-            "max_age_secs": self.max_age_secs,
             "created": self.created,
             "attempts": self.attempts,
             "next_attempt": self.next_attempt,
@@ -135,17 +181,15 @@ impl Signal {
             user_name: s("user_name")?,
             user_agent: s("user_agent")?,
             endpoint: s("endpoint")?,
-            token_env: s("token_env")?,
-            timeout_secs: n("timeout_secs")?,
-            max_age_secs: n("max_age_secs")?,
             created: n("created")?,
             attempts: u32::try_from(n("attempts")?).ok()?,
             next_attempt: n("next_attempt")?,
         })
     }
 
-    pub fn expired(&self, now: u64) -> bool {
-        now.saturating_sub(self.created) > self.max_age_secs
+    /// Older than the route allows: dead-lettered instead of retried.
+    pub fn expired(&self, now: u64, route: &Route) -> bool {
+        now.saturating_sub(self.created) > route.max_age_secs
     }
 }
 
@@ -153,7 +197,29 @@ impl Signal {
 mod tests {
     use super::*;
 
-    const OK: &str = r#"{"message":"Action successfully triggered.","data":{"user":{"user":"john_doe","url":"/profiles/john_doe/"},"user_agent":"UA","app":["Profiles","Works"]}}"#;
+    const OK: &str = r#"{"message":"Action successfully triggered.","data":{"user":{"user":"john_doe","url":"/api/v1/members/john_doe/"},"user_agent":"UA","app":["Profiles","Works"]}}"#;
+
+    pub fn signal() -> Signal {
+        Signal {
+            id: "1-2-3".into(),
+            user_name: "j\"d".into(),
+            user_agent: "UA".into(),
+            endpoint: "https://hub/api/v1/actions/logout/".into(),
+            created: 1_700_000_000,
+            attempts: 2,
+            next_attempt: 1_700_000_060,
+        }
+    }
+
+    pub fn route(send_logout_at: bool) -> Route {
+        Route {
+            endpoint: "https://hub/api/v1/actions/logout/".into(),
+            token_env: "T".into(),
+            timeout_secs: 15,
+            max_age_secs: 900,
+            send_logout_at,
+        }
+    }
 
     #[test]
     fn judgement_of_every_answer() {
@@ -174,29 +240,38 @@ mod tests {
     }
 
     #[test]
-    fn body_is_compact_and_escaped() {
+    fn a_username_with_a_slash_is_not_retried_after_a_5xx() {
+        assert!(matches!(judge(500, b"{}", "a/b"), Verdict::Dead(ref why) if why.contains("'/'")));
+        assert!(matches!(judge(403, b"{}", "a/b"), Verdict::Retry(_)), "a token problem is");
+        assert!(matches!(judge(500, b"{}", "ab"), Verdict::Retry(_)));
+    }
+
+    #[test]
+    fn body_is_compact_and_escaped_and_carries_the_time_on_request() {
+        assert_eq!(body(&signal(), &route(false)), r#"{"user_name":"j\"d","user_agent":"UA"}"#);
         assert_eq!(
-            body("john_doe", "Mozilla/5.0 \"x\""),
-            r#"{"user_name":"john_doe","user_agent":"Mozilla/5.0 \"x\""}"#
+            body(&signal(), &route(true)),
+            r#"{"user_name":"j\"d","user_agent":"UA","logout_at":1700000000}"#
         );
     }
 
     #[test]
+    fn user_agents_are_trimmed_capped_and_never_blank() {
+        assert_eq!(user_agent(Some("  Mozilla/5.0 "), "fb"), "Mozilla/5.0");
+        assert_eq!(user_agent(Some("\u{a0}\u{3000}"), "fb"), "fb");
+        assert_eq!(user_agent(None, "fb"), "fb");
+        let long = "é".repeat(1000);
+        let capped = user_agent(Some(&long), "fb");
+        assert!(capped.len() <= MAX_USER_AGENT && capped.len() >= MAX_USER_AGENT - 1);
+        assert!(capped.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
     fn record_round_trips() {
-        let s = Signal {
-            id: "1-2-3".into(),
-            user_name: "j\"d".into(),
-            user_agent: "UA".into(),
-            endpoint: "https://hub/api/v1/actions/logout/".into(),
-            token_env: "T".into(),
-            timeout_secs: 15,
-            max_age_secs: 86400,
-            created: 1_700_000_000,
-            attempts: 2,
-            next_attempt: 1_700_000_060,
-        };
+        let s = signal();
         assert_eq!(Signal::from_json(s.to_json().as_bytes()), Some(s));
         assert_eq!(Signal::from_json(b"{\"id\":1}"), None);
+        assert_eq!(Signal::from_json(b"[]"), None);
     }
 
     #[test]
@@ -213,8 +288,15 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert_eq!([1, 2, 3, 4].map(backoff_secs), [30, 60, 120, 240]);
-        assert_eq!(backoff_secs(40), 3600);
+        assert_eq!([1, 2, 3, 4, 5, 6].map(backoff_secs), [15, 30, 60, 120, 240, 300]);
+        assert_eq!(backoff_secs(40), 300);
+    }
+
+    #[test]
+    fn expiry_is_the_routes() {
+        let s = signal();
+        assert!(!s.expired(s.created + 900, &route(false)));
+        assert!(s.expired(s.created + 901, &route(false)));
     }
 
     #[test]

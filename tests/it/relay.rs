@@ -24,9 +24,12 @@ impl Relay {
         self.dir.path().join("spool")
     }
 
+    /// Relays every removed credential (`RELAY_IDENTITY "cookies"`): these tests are about
+    /// delivery; which identities go is `only_the_authenticated_identity_goes_network_wide`'s.
     fn directives(&self, base: &str, extra: &str) -> String {
         format!(
-            "IDMS_BASE_API_URL \"{base}\"\nRELAY_SPOOL_DIR \"{}\"\nRELAY_TIMEOUT_SECS \"1\"\n{extra}",
+            "IDMS_BASE_API_URL \"{base}\"\nRELAY_SPOOL_DIR \"{}\"\nRELAY_TIMEOUT_SECS \"1\"\n\
+             RELAY_IDENTITY \"cookies\"\n{extra}",
             self.spool().display()
         )
     }
@@ -73,11 +76,18 @@ impl Relay {
 
     /// `dacs_signout relay --now` on this spool, relaying to `base`, stdout piped.
     fn drainer(&self, base: &str) -> std::process::Child {
+        self.drainer_with(base, "")
+    }
+
+    /// The same, with `extra` directives in the drainer's configuration.
+    fn drainer_with(&self, base: &str, extra: &str) -> std::process::Child {
         // Written once: rewriting it while an earlier drainer reads it would truncate its read.
         let path = self.dir.path().join("relay.conf");
         if !path.exists() {
-            self.dir
-                .write("relay.conf", &conf(&format!("{EXAMPLE}\n{}", self.directives(base, ""))));
+            self.dir.write(
+                "relay.conf",
+                &conf(&format!("{EXAMPLE}\n{}", self.directives(base, extra))),
+            );
         }
         Command::new(BIN)
             .env_clear()
@@ -234,6 +244,7 @@ fn username_map_user_agent_fallback_and_the_guide_variables() {
             "{EXAMPLE}\nRELAY_USERNAME_MAP \"^([^@]+)@uni\\\\.example$ => kc_$1\"\nRELAY_SPOOL_DIR \"{}\"",
             relay.spool().display()
         )))
+        .env("REMOTE_USER", "EX::FEDROOT:amy@uni.example")
         .env("PROFILES_API_URL", &format!("http://127.0.0.1:{}/", hub.port))
         .env("PROFILES_API_BEARER_TOKEN", TOKEN)
         .cookie(JAR)
@@ -283,9 +294,6 @@ fn fill(spool_dir: &Path, base: &str, n: usize) {
                 user_name: format!("u{i}"),
                 user_agent: "UA".into(),
                 endpoint: format!("{base}actions/logout/"),
-                token_env: "COMMONS_PROFILES_API_TOKEN".into(),
-                timeout_secs: 5,
-                max_age_secs: 3600,
                 created: unix_secs(std::time::SystemTime::now()),
                 attempts: 0,
                 next_attempt: 0,
@@ -494,4 +502,188 @@ fn a_proxy_header_does_not_redirect_the_signal() {
     assert_eq!(hub.wait_for(2).len(), 2);
     relay.log_lines(2);
     assert!(proxy.received().is_empty(), "the proxy saw {:?}", proxy.received());
+}
+
+/// The signout of `jar` with the default `RELAY_IDENTITY` ("remote-user") and `remote_user`
+/// (unset when `None`), relaying to `hub`.
+fn signout_as(relay: &Relay, hub: &Hub, jar: &str, remote_user: Option<&str>) -> Output {
+    let directives = format!(
+        "IDMS_BASE_API_URL \"{}\"\nRELAY_SPOOL_DIR \"{}\"\nRELAY_TIMEOUT_SECS \"1\"",
+        hub.base(),
+        relay.spool().display()
+    );
+    let cgi =
+        Cgi::get("").example(&directives).cookie(jar).env("COMMONS_PROFILES_API_TOKEN", TOKEN);
+    match remote_user {
+        Some(user) => cgi.env("REMOTE_USER", user).run(),
+        None => cgi.run(),
+    }
+}
+
+/// A cookie's name is whatever the client sends: by default only the identity the web server
+/// authenticated (`REMOTE_USER`) goes network-wide. Before, a request carrying
+/// `DACS:EX::FEDROOT:victim=x` signed the victim out of the whole network.
+#[test]
+fn only_the_authenticated_identity_goes_network_wide() {
+    let forged = "DACS:EX::FEDROOT:bobo=c00kie; DACS:EX::DSS:bobo=c00kie; \
+                  DACS:EX::FEDROOT:victim=anything; DACS:EX::DSS:victim2=anything";
+    // No authenticated user: the local signout happens, nothing is relayed.
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let out = signout_as(&relay, &hub, forged, None);
+    out.status(200).common_headers();
+    assert_eq!(out.expired().len(), 4, "the local signout still happens");
+    assert!(out.log.contains("relay=unauthenticated"), "{}", out.log);
+    // The three forms REMOTE_USER takes, each naming one credential: one signal, bobo's.
+    for remote_user in ["EX::FEDROOT:bobo", "FEDROOT:bobo", "bobo", "EX::DSS:bobo", "DSS:bobo"] {
+        let hub = Hub::start(Behaviour::Ok);
+        let relay = Relay::new();
+        let out = signout_as(&relay, &hub, forged, Some(remote_user));
+        assert!(out.log.contains("relay=spooled:1"), "{remote_user}: {}", out.log);
+        let received = hub.wait_for(1);
+        assert_eq!(received[0].user_name(), "bobo", "{remote_user}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(hub.received().len(), 1, "{remote_user}: one signal only");
+    }
+    // A bare name is a user of this section's jurisdiction only: DSS's victim2 is another
+    // jurisdiction's user, and REMOTE_USER naming nobody removed relays nothing.
+    for remote_user in ["victim2", "EX::FEDROOT:someone-else"] {
+        let hub = Hub::start(Behaviour::Ok);
+        let relay = Relay::new();
+        let out = signout_as(&relay, &hub, forged, Some(remote_user));
+        assert!(out.log.contains("relay=unmatched"), "{remote_user}: {}", out.log);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(hub.received().is_empty(), "{remote_user}");
+    }
+}
+
+/// `RELAY_IDENTITY "cookies"` relays every removed credential, at most `RELAY_MAX_SIGNALS` of
+/// them per request.
+#[test]
+fn relay_max_signals_caps_one_request() {
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let jar: Vec<String> = (0..20).map(|i| format!("DACS:EX::FEDROOT:u{i:02}=c")).collect();
+    let out = Cgi::get("")
+        .example(&relay.directives(&hub.base(), "RELAY_MAX_SIGNALS \"3\""))
+        .cookie(&jar.join("; "))
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .run();
+    out.status(200);
+    assert_eq!(out.expired().len(), 20);
+    assert!(out.log.contains("spooled:3 (17 more over RELAY_MAX_SIGNALS dropped)"), "{}", out.log);
+    let mut users: Vec<String> = hub.wait_for(3).iter().map(|r| r.user_name()).collect();
+    users.sort();
+    assert_eq!(users, ["u00", "u01", "u02"]);
+    // The default is 8.
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let out = Cgi::get("")
+        .example(&relay.directives(&hub.base(), ""))
+        .cookie(&jar.join("; "))
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .run();
+    assert!(out.log.contains("spooled:8 (12 more"), "{}", out.log);
+}
+
+/// What the real hub taught: it strips Unicode white space from the user agent and refuses
+/// what is left empty (a 500 forever), and echoes it in an answer that must fit the 64 KiB
+/// read limit.
+#[test]
+fn user_agents_are_trimmed_replaced_when_blank_and_capped() {
+    let fallback = concat!("dacs_signout/", env!("CARGO_PKG_VERSION"));
+    let long = "Mozilla/5.0 ".to_owned() + &"x".repeat(70_000);
+    for (sent, expected) in [
+        ("\u{a0}\u{3000} ", fallback.to_owned()),
+        ("  Mozilla/5.0 (X11)  ", "Mozilla/5.0 (X11)".to_owned()),
+        (long.as_str(), long[..1024].to_owned()),
+    ] {
+        let hub = Hub::start(Behaviour::Ok);
+        let relay = Relay::new();
+        let out = Cgi::get("DACS_USERNAME=amy@uni.example")
+            .example(&relay.directives(&hub.base(), ""))
+            .cookie(JAR)
+            .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+            .env("HTTP_USER_AGENT", sent)
+            .run();
+        out.status(200);
+        let body: serde_json::Value = serde_json::from_str(&hub.wait_for(1)[0].body).unwrap();
+        assert_eq!(body["user_agent"], expected.as_str());
+        let line = relay.log_lines(1).remove(0);
+        assert!(line.contains("outcome=delivered"), "{line}");
+    }
+}
+
+/// `RELAY_SEND_LOGOUT_AT "yes"`: the body carries the signout's time, however late it is sent.
+#[test]
+fn logout_at_rides_along_on_request() {
+    let relay = Relay::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let base = format!("http://127.0.0.1:{port}/api/v1/");
+    let before = dacs_signout::testing::unix_secs(std::time::SystemTime::now());
+    let out = Cgi::get("DACS_USERNAME=amy@uni.example")
+        .example(&relay.directives(&base, "RELAY_SEND_LOGOUT_AT \"yes\""))
+        .cookie(JAR)
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .run();
+    out.status(200);
+    relay.log_lines(1);
+    std::thread::sleep(Duration::from_millis(1100));
+    let hub = Hub::on(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(), Behaviour::Ok);
+    let drained = relay.drainer_with(&base, "RELAY_SEND_LOGOUT_AT \"yes\"").wait_with_output();
+    assert!(drained.unwrap().status.success());
+    let body: serde_json::Value = serde_json::from_str(&hub.wait_for(1)[0].body).unwrap();
+    let at = body["logout_at"].as_u64().expect("logout_at");
+    assert!(at >= before && at <= before + 1, "the signout's time, not the delivery's: {at}");
+    // Off by default: the byte-exact Knowledge Commons body.
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    Cgi::get("DACS_USERNAME=amy@uni.example")
+        .example(&relay.directives(&hub.base(), ""))
+        .cookie(JAR)
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .run();
+    assert!(!hub.wait_for(1)[0].body.contains("logout_at"));
+}
+
+/// The real hub answers 500 for a username holding `/`, after it has logged the user out
+/// everywhere: a retry would do it again. Dead at once, with the reason.
+#[test]
+fn a_username_the_hub_cannot_take_is_dead_lettered_at_once() {
+    let hub = Hub::start(Behaviour::ServerError);
+    let relay = Relay::new();
+    let out = Cgi::get("")
+        .example(&relay.directives(&hub.base(), ""))
+        .cookie("DACS:EX::FEDROOT:a/b=c")
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .run();
+    out.status(200);
+    let line = relay.log_lines(1).remove(0);
+    assert!(line.contains("outcome=dead status=500 attempt=1"), "{line}");
+    assert_eq!(relay.counts(), [0, 0, 1]);
+    let why = std::fs::read_dir(relay.spool().join("dead"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "why"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap();
+    assert!(why.contains("username with '/'"), "{why}");
+}
+
+/// Where a record goes, and with which token, is the drainer's configuration: a record naming
+/// a hub the configuration does not have is dead-lettered, and nothing is sent anywhere.
+#[test]
+fn a_record_naming_another_hub_is_not_sent() {
+    let ours = Hub::start(Behaviour::Ok);
+    let theirs = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    fill(&relay.spool(), &theirs.base(), 1);
+    let report = relay.drain(&ours.base());
+    assert!(report.contains("delivered=0") && report.contains("dead=1"), "{report}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(theirs.received().is_empty() && ours.received().is_empty());
+    let log = relay.log_lines(1).join("\n");
+    assert!(log.contains("is not one this configuration sends to"), "{log}");
 }

@@ -191,7 +191,8 @@ fn the_response_does_not_wait_for_the_hub(kind: ServerKind) {
     let name = kind.name();
     let hub = Hub::start(Behaviour::Gate);
     let relay = format!(
-        "IDMS_BASE_API_URL \"{}\"\nRELAY_SPOOL_DIR \"@ROOT@/var/spool\"\nRELAY_TIMEOUT_SECS \"10\"",
+        "IDMS_BASE_API_URL \"{}\"\nRELAY_SPOOL_DIR \"@ROOT@/var/spool\"\nRELAY_TIMEOUT_SECS \"10\"\n\
+         RELAY_IDENTITY \"cookies\"",
         hub.base()
     );
     let server = kind.setup().conf(&dacs_conf(&relay)).hub_token(TOKEN).start();
