@@ -76,6 +76,7 @@ fn cgi_request(env: &Env, io: Streams, context: Context) -> i32 {
     }
     let written = io.stdout.write_all(&bytes).and_then(|()| io.stdout.flush());
     if let Some(plan) = &plan
+        && outcome.relay.as_ref().is_some_and(relay::Note::delivers)
         && let Err(e) = plan.launch(env)
     {
         outcome.relay_launch = Some(e.to_string());

@@ -10,6 +10,7 @@ use crate::cgi::Env;
 use crate::config::{self, Config};
 use crate::process::{Context, Streams};
 use crate::relay::Route;
+use crate::relay::journal::Journal;
 use crate::relay::spool::Spool;
 use crate::relay::transport::Http;
 use crate::time::Clock;
@@ -118,11 +119,28 @@ fn relay(
     }
     let mut code = 0;
     for settings in spools {
-        let drained = Spool::open(Path::new(&settings.spool_dir)).and_then(|spool| {
-            let log = crate::relay::log_path(&settings);
-            let stale_after = crate::relay::stale_after(&settings);
-            crate::relay::drain(&spool, &routes, &Http, env, clock, force, stale_after, &log)
-        });
+        let dir = Path::new(&settings.spool_dir);
+        let spool = match Spool::open(dir, settings.spool_max) {
+            Ok(spool) => spool,
+            // Never created: nothing was ever spooled there. A drainer creates no spool.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = writeln!(
+                    stdout,
+                    "dacs_signout relay: {}: no spool yet, nothing to drain",
+                    dir.display()
+                );
+                continue;
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "dacs_signout relay: spool {}: {e}", dir.display());
+                code = 1;
+                continue;
+            }
+        };
+        let journal = Journal::open(settings.log.as_deref().map(Path::new), Some(&spool));
+        let stale_after = crate::relay::stale_after(&settings);
+        let drained =
+            crate::relay::drain(&spool, &routes, &Http, env, clock, force, stale_after, &journal);
         match drained {
             Ok(c) => {
                 let _ = writeln!(

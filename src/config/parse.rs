@@ -30,6 +30,7 @@ pub const KNOWN_DIRECTIVES: &[&str] = &[
     "RELAY_IDENTITY",
     "RELAY_MAX_SIGNALS",
     "RELAY_SEND_LOGOUT_AT",
+    "RELAY_SPOOL_MAX",
 ];
 
 /// One `NAME "value"` line.

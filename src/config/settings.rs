@@ -257,7 +257,8 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
             Some(UsernameMap { pattern: pattern.to_owned(), replacement })
         }
     };
-    let path = |v: &str| (!v.is_empty() && !v.contains('\0')).then(|| v.to_owned());
+    // Absolute: a spool is reached from `/` (it is where the checks start).
+    let path = |v: &str| (v.starts_with('/') && !v.contains('\0')).then(|| v.to_owned());
     let identity = layers.parsed(
         "RELAY_IDENTITY",
         RelayIdentity::RemoteUser,
@@ -294,9 +295,15 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
             "RELAY_SPOOL_DIR",
             "/var/spool/dacs-signout".to_owned(),
             path,
-            "a directory",
+            "an absolute path",
         )?,
-        log: layers.parsed("RELAY_LOG", None, |v| path(v).map(Some), "a file")?,
+        spool_max: layers.parsed(
+            "RELAY_SPOOL_MAX",
+            10_000,
+            |v| v.parse().ok().filter(|&n| n > 0),
+            "a positive number",
+        )?,
+        log: layers.parsed("RELAY_LOG", None, |v| path(v).map(Some), "an absolute path")?,
         max_age_secs: layers.parsed(
             "RELAY_MAX_AGE_SECS",
             max_age,

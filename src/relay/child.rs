@@ -3,13 +3,14 @@
 
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use super::drain::{Counts, Courier};
+use super::journal::Journal;
 use super::signal::{Route, Signal};
 use super::spool::Spool;
 use super::transport::Transport;
@@ -23,7 +24,8 @@ use crate::time::Clock;
 pub struct Payload {
     /// The spool the signals are in; `None` when they could not be spooled (best effort).
     pub spool: Option<PathBuf>,
-    pub log: PathBuf,
+    /// `RELAY_LOG`, when it is not the spool's own `relay.log`.
+    pub log: Option<PathBuf>,
     pub route: Route,
     pub signals: Vec<Signal>,
 }
@@ -33,7 +35,7 @@ impl Payload {
         let route = &self.route;
         json!({
             "spool": self.spool.as_ref().map(|p| p.display().to_string()),
-            "log": self.log.display().to_string(),
+            "log": self.log.as_ref().map(|p| p.display().to_string()),
             "route": {
                 "endpoint": route.endpoint,
                 "token_env": route.token_env,
@@ -48,10 +50,11 @@ impl Payload {
 
     pub fn from_json(bytes: &[u8]) -> Option<Payload> {
         let v: Value = serde_json::from_slice(bytes).ok()?;
-        let spool = match &v["spool"] {
-            Value::Null => None,
-            other => Some(PathBuf::from(other.as_str()?)),
+        let path = |value: &Value| match value {
+            Value::Null => Some(None),
+            other => Some(Some(PathBuf::from(other.as_str()?))),
         };
+        let (spool, log) = (path(&v["spool"])?, path(&v["log"])?);
         let r = &v["route"];
         let route = Route {
             endpoint: r["endpoint"].as_str()?.to_owned(),
@@ -62,7 +65,7 @@ impl Payload {
         };
         let signals =
             v["signals"].as_array()?.iter().map(Signal::from_value).collect::<Option<_>>()?;
-        Some(Payload { spool, log: PathBuf::from(v["log"].as_str()?), route, signals })
+        Some(Payload { spool, log, route, signals })
     }
 
     /// The child's whole life is bounded: a few attempts' worth of time, however many signals
@@ -135,15 +138,18 @@ pub fn deliver(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed delivery payload"))?;
     let routes = std::slice::from_ref(&payload.route);
     let deadline = Some(payload.deadline(clock.now()));
-    let courier = Courier { routes, transport, env, clock, log: Path::new(&payload.log), deadline };
+    // The spool as the request left it; refused now (it changed hands meanwhile), nothing is
+    // written under it.
+    let spool = payload.spool.as_deref().map(|dir| Spool::open(dir, usize::MAX)).transpose()?;
+    let journal = Journal::open(payload.log.as_deref(), spool.as_ref());
+    let courier = Courier { routes, transport, env, clock, journal: &journal, deadline };
     let mut counts = Counts::default();
-    match &payload.spool {
-        Some(dir) => {
-            let spool = Spool::open(dir)?;
+    match &spool {
+        Some(spool) => {
             for s in &payload.signals {
                 // A concurrent `relay` may have taken it already: then it is that drainer's.
                 match spool.claim(&s.id, clock.now())? {
-                    Some(claim) => courier.settle(&spool, claim, &mut counts)?,
+                    Some(claim) => courier.settle(spool, claim, &mut counts)?,
                     None => counts.busy += 1,
                 }
             }
@@ -189,14 +195,14 @@ mod tests {
     fn payload_round_trips() {
         let spooled = Payload {
             spool: Some("/var/spool/dacs-signout".into()),
-            log: "/var/spool/dacs-signout/relay.log".into(),
+            log: None,
             route: route(),
             signals: vec![signal("a"), signal("b")],
         };
         assert_eq!(Payload::from_json(spooled.to_json().as_bytes()), Some(spooled));
         let best_effort = Payload {
             spool: None,
-            log: "/tmp/l".into(),
+            log: Some("/tmp/l".into()),
             route: route(),
             signals: vec![signal("c")],
         };
@@ -208,7 +214,7 @@ mod tests {
 
     #[test]
     fn the_child_has_two_attempts_worth_of_time() {
-        let p = Payload { spool: None, log: "/l".into(), route: route(), signals: vec![] };
+        let p = Payload { spool: None, log: None, route: route(), signals: vec![] };
         let start = SystemTime::UNIX_EPOCH;
         assert_eq!(p.deadline(start), start + Duration::from_secs(30));
     }

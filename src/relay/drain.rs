@@ -1,13 +1,13 @@
 //! Delivery attempts, and the `relay` command's drain of the spool.
 
 use std::io;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::journal::{self, Journal};
 use super::signal::{self, Route, Signal, Verdict, backoff_secs, excerpt};
 use super::spool::{Claim, Spool};
+use super::token;
 use super::transport::Transport;
-use super::{journal, token};
 use crate::cgi::Env;
 use crate::time::{Clock, unix_secs};
 
@@ -82,7 +82,7 @@ pub(super) struct Courier<'a> {
     pub transport: &'a dyn Transport,
     pub env: &'a Env,
     pub clock: &'a dyn Clock,
-    pub log: &'a Path,
+    pub journal: &'a Journal,
     /// No attempt starts after it, and none runs past it.
     pub deadline: Option<SystemTime>,
 }
@@ -149,7 +149,7 @@ impl Courier<'_> {
     }
 
     pub fn record(&self, signal: &Signal, attempt: &Attempt) {
-        journal::append(self.log, &journal::line(unix_secs(self.clock.now()), signal, attempt));
+        self.journal.append(&journal::line(unix_secs(self.clock.now()), signal, attempt));
     }
 }
 
@@ -165,9 +165,9 @@ pub fn drain(
     clock: &dyn Clock,
     force: bool,
     stale_after: Duration,
-    log: &Path,
+    journal: &Journal,
 ) -> io::Result<Counts> {
-    let courier = Courier { routes, transport, env, clock, log, deadline: None };
+    let courier = Courier { routes, transport, env, clock, journal, deadline: None };
     let mut counts =
         Counts { reclaimed: spool.reclaim_stale(stale_after, clock.now())?, ..Counts::default() };
     let now = unix_secs(clock.now());

@@ -1,14 +1,38 @@
 //! The delivery log: one line per attempt (time, network username, outcome, HTTP status,
 //! attempt number), appended where the request's own stderr can no longer reach.
 
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::drain::Attempt;
 use super::signal::Signal;
+use super::spool::{self, Spool};
 use crate::log::LogLine;
 use crate::time::rfc3339;
+
+/// The open log, or none: a log that cannot be opened safely (its directory could be changed
+/// by another user, it is a link) is not written at all, rather than written where someone
+/// else points.
+pub struct Journal(Option<File>);
+
+impl Journal {
+    /// `RELAY_LOG` when set, else `relay.log` in the spool (only when the spool was accepted).
+    pub fn open(explicit: Option<&Path>, spool: Option<&Spool>) -> Journal {
+        let file = match explicit {
+            Some(path) => spool::open_log(path).ok(),
+            None => spool.and_then(|s| s.log().ok()),
+        };
+        Journal(file)
+    }
+
+    /// Appends a line; one `write` per line, so concurrent drainers do not interleave.
+    pub fn append(&self, line: &str) {
+        if let Some(mut file) = self.0.as_ref() {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
 
 /// `dacs_signout relay: time=… user=… outcome=… status=… attempt=… id=… [why=…] [body=…]`
 pub fn line(now: u64, signal: &Signal, attempt: &Attempt) -> String {
@@ -26,12 +50,4 @@ pub fn line(now: u64, signal: &Signal, attempt: &Attempt) -> String {
         line.set("body", &attempt.detail);
     }
     line.render_as("dacs_signout relay")
-}
-
-/// Appends to the relay log; one `write` per line, so concurrent drainers do not interleave.
-pub fn append(log: &Path, line: &str) {
-    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log);
-    if let Ok(mut file) = file {
-        let _ = file.write_all(line.as_bytes());
-    }
 }

@@ -19,13 +19,12 @@
 
 mod child;
 mod drain;
-mod journal;
+pub mod journal;
 mod plan;
 pub mod signal;
 pub mod spool;
 pub mod transport;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use child::{close_inherited_descriptors, deliver};
@@ -46,6 +45,8 @@ pub struct Settings {
     pub username_map: Option<UsernameMap>,
     pub timeout_secs: u64,
     pub spool_dir: String,
+    /// `RELAY_SPOOL_MAX`: signals waiting or claimed at most.
+    pub spool_max: usize,
     pub log: Option<String>,
     pub max_age_secs: u64,
     pub send_logout_at: bool,
@@ -97,14 +98,6 @@ pub fn route(env: &Env, settings: &Settings) -> Option<Route> {
     })
 }
 
-/// `RELAY_LOG`, else `relay.log` in the spool.
-pub fn log_path(settings: &Settings) -> PathBuf {
-    settings
-        .log
-        .as_ref()
-        .map_or_else(|| Path::new(&settings.spool_dir).join("relay.log"), PathBuf::from)
-}
-
 /// How long a claim may be held before another drainer takes it back: a delivery cannot
 /// outlive its timeout, so a claim older than two timeouts and a minute belongs to a drainer
 /// that is stuck or gone.
@@ -133,6 +126,7 @@ mod tests {
             username_map: None,
             timeout_secs: 15,
             spool_dir: "/tmp".into(),
+            spool_max: 10,
             log: None,
             max_age_secs: 60,
             send_logout_at: false,

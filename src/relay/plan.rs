@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::signal::{Route, Signal, user_agent};
-use super::spool::Spool;
-use super::{RelayIdentity, Settings, UsernameMap, log_path, route};
+use super::spool::{Spool, is_full};
+use super::{RelayIdentity, Settings, UsernameMap, route};
 use crate::cgi::Env;
 use crate::credentials::{Credential, NameCompare};
 use crate::time::unix_secs;
@@ -22,7 +22,10 @@ pub struct Plan {
     /// Network usernames left out by `RELAY_MAX_SIGNALS`.
     pub dropped: usize,
     pub spool_dir: PathBuf,
-    pub log: PathBuf,
+    /// `RELAY_SPOOL_MAX`.
+    pub spool_max: usize,
+    /// `RELAY_LOG`, when it is not the spool's own `relay.log`.
+    pub log: Option<PathBuf>,
     /// Whether the signals are in the spool (else: best effort, one attempt).
     pub spooled: bool,
 }
@@ -44,6 +47,8 @@ pub enum Note {
     Spooled { signals: usize, dropped: usize },
     /// The spool could not be used: one attempt each, without durability.
     BestEffort { signals: usize, spool: PathBuf, why: String },
+    /// The spool is full (`RELAY_SPOOL_MAX`): these signals are lost, and said so.
+    Lost { signals: usize, why: String },
     /// The relay configuration cannot be used for this request.
     Error(String),
 }
@@ -70,8 +75,16 @@ impl fmt::Display for Note {
             Note::BestEffort { signals, spool, why } => {
                 write!(f, "best-effort:{signals} (spool {} unusable: {why})", spool.display())
             }
+            Note::Lost { signals, why } => write!(f, "lost:{signals} ({why})"),
             Note::Error(why) => write!(f, "error: {why}"),
         }
+    }
+}
+
+impl Note {
+    /// Whether there is anything for the delivery child to send.
+    pub fn delivers(&self) -> bool {
+        matches!(self, Note::Spooled { .. } | Note::BestEffort { .. })
     }
 }
 
@@ -166,7 +179,8 @@ pub fn plan(env: &Env, settings: &Settings, signout: &Signout) -> (Note, Option<
         route,
         dropped,
         spool_dir: PathBuf::from(&settings.spool_dir),
-        log: log_path(settings),
+        spool_max: settings.spool_max,
+        log: settings.log.as_ref().map(PathBuf::from),
         spooled: false,
         signals,
     };
@@ -176,11 +190,16 @@ pub fn plan(env: &Env, settings: &Settings, signout: &Signout) -> (Note, Option<
 impl Plan {
     /// Writes every signal durably to the spool. Returns the note for the request's log line.
     pub fn persist(&mut self) -> Note {
-        match Spool::open(&self.spool_dir).and_then(|spool| spool.put_all(&self.signals)) {
+        let spooled = Spool::create(&self.spool_dir, self.spool_max)
+            .and_then(|spool| spool.put_all(&self.signals));
+        match spooled {
             Ok(()) => {
                 self.spooled = true;
                 Note::Spooled { signals: self.signals.len(), dropped: self.dropped }
             }
+            // A full spool means the hub has been unreachable for long, or someone is filling
+            // it: one more attempt each would not help, and the disk is what the limit guards.
+            Err(e) if is_full(&e) => Note::Lost { signals: self.signals.len(), why: e.to_string() },
             Err(e) => Note::BestEffort {
                 signals: self.signals.len(),
                 spool: self.spool_dir.clone(),
@@ -208,6 +227,7 @@ mod tests {
             username_map: None,
             timeout_secs: 15,
             spool_dir: "/dev/null/spool".into(),
+            spool_max: 10,
             log: None,
             max_age_secs: 60,
             send_logout_at: false,
@@ -284,7 +304,7 @@ mod tests {
         assert_eq!(signal.user_agent, format!("dacs_signout/{VERSION}"));
         assert_eq!(signal.endpoint, "https://h/api/v1/actions/logout/");
         assert_eq!(plan.route.endpoint, signal.endpoint);
-        assert_eq!(plan.log, PathBuf::from("/dev/null/spool/relay.log"));
+        assert_eq!(plan.log, None);
     }
 
     #[test]

@@ -286,7 +286,7 @@ fn no_relay_when_refused_or_nothing_removed_or_unconfigured() {
 /// Puts `n` signals for users `u0..un` into a spool, as the CGI would.
 fn fill(spool_dir: &Path, base: &str, n: usize) {
     use dacs_signout::testing::{Signal, Spool, unix_secs};
-    let spool = Spool::open(spool_dir).unwrap();
+    let spool = Spool::create(spool_dir, 10_000).unwrap();
     for i in 0..n {
         spool
             .put(&Signal {
@@ -476,12 +476,22 @@ fn the_delivery_child_keeps_no_inherited_descriptor_or_request_variable() {
             .then_some((pid, environ))
         })
         .expect("the delivery child is running");
-    let fds: Vec<u32> = std::fs::read_dir(format!("/proc/{child}/fd"))
+    // Above 2: the child's own (the spool's directories, its log, the hub's socket), never the
+    // two it inherited, which are /dev/null.
+    let fds: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{child}/fd"))
         .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse().ok())
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd: u32 = e.file_name().into_string().ok()?.parse().ok()?;
+            Some((fd, std::fs::read_link(e.path()).ok()?.display().to_string()))
+        })
+        .filter(|(fd, _)| *fd > 2)
         .collect();
     hub.release();
-    assert!(!fds.contains(&7) && !fds.contains(&8), "inherited descriptors still open: {fds:?}");
+    assert!(
+        !fds.iter().any(|(_, target)| target == "/dev/null"),
+        "inherited descriptors still open: {fds:?}"
+    );
     assert!(!environ.contains("HTTP_COOKIE") && !environ.contains("HTTP_PROXY"), "{environ}");
     relay.log_lines(1);
 }
@@ -686,4 +696,85 @@ fn a_record_naming_another_hub_is_not_sent() {
     assert!(theirs.received().is_empty() && ours.received().is_empty());
     let log = relay.log_lines(1).join("\n");
     assert!(log.contains("is not one this configuration sends to"), "{log}");
+}
+
+/// A spool that another user could change is not used, and nothing is written under it: not a
+/// record, and not the log, even when someone planted `relay.log` as a link to a file of the
+/// web server's user. The signals still go out once, and the request's log line says so.
+#[test]
+fn a_refused_spool_gets_nothing_written_under_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let spool = relay.spool();
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let victim = relay.dir.write("victim", "precious\n");
+    std::os::unix::fs::symlink(&victim, spool.join("relay.log")).unwrap();
+    let out = relay.signout(&hub.base(), "");
+    out.status(200).common_headers();
+    assert!(out.log.contains("relay=\"best-effort:2 (spool"), "{}", out.log);
+    assert!(out.log.contains("must belong to this user"), "{}", out.log);
+    assert_eq!(hub.wait_for(2).len(), 2, "sent once each, without durability");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let mut left: Vec<String> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["relay.log"], "only the planted link");
+}
+
+/// `RELAY_SPOOL_MAX`: over it the signals are not spooled (nor sent), the signout is served,
+/// and the request's log line says what was lost.
+#[test]
+fn a_full_spool_loses_the_signal_loudly_and_serves_the_signout() {
+    let hub = Hub::start(Behaviour::Hang);
+    let relay = Relay::new();
+    fill(&relay.spool(), &hub.base(), 2);
+    let out = relay.signout(&hub.base(), "RELAY_SPOOL_MAX \"3\"");
+    out.status(200).common_headers();
+    assert_eq!(out.expired().len(), 3, "the signout itself");
+    assert!(out.log.contains("relay=\"lost:2 (the spool holds 2 signals"), "{}", out.log);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(hub.received().is_empty());
+    assert_eq!(relay.counts(), [2, 0, 0]);
+}
+
+/// `relay` with no hub configured says so, and creates nothing (a drain run once as root
+/// used to create the spool as root:root 0700, locking the web server out).
+#[test]
+fn relay_without_a_hub_says_so_and_creates_nothing() {
+    let dir = TempDir::new("no-hub");
+    let spool = dir.path().join("spool");
+    let plain = dir
+        .write("dacs.conf", &conf(&format!("{EXAMPLE}\nRELAY_SPOOL_DIR \"{}\"", spool.display())));
+    let out = Command::new(BIN)
+        .env_clear()
+        .arg("relay")
+        .env("DACS_SIGNOUT_CONF", &plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no hub is configured"), "{text}");
+    assert!(!spool.exists());
+    // With a hub, a spool nobody created yet is still not created by a drainer.
+    let with_hub = dir.write(
+        "hub.conf",
+        &conf(&format!(
+            "{EXAMPLE}\nIDMS_BASE_API_URL \"http://127.0.0.1:9/\"\nRELAY_SPOOL_DIR \"{}\"",
+            spool.display()
+        )),
+    );
+    let out = Command::new(BIN)
+        .env_clear()
+        .arg("relay")
+        .env("DACS_SIGNOUT_CONF", &with_hub)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no spool yet"));
+    assert!(!spool.exists());
 }
