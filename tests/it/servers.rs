@@ -327,6 +327,11 @@ macro_rules! server_tests {
             }
 
             #[test]
+            fn the_host_header_does_not_choose_the_section() {
+                super::the_host_header_does_not_choose_the_section($kind);
+            }
+
+            #[test]
             fn query_words_are_not_options() {
                 super::query_words_are_not_options($kind);
             }
@@ -426,4 +431,111 @@ mod harness {
              Cookie: c=d\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=b"
         );
     }
+}
+
+/// What stands in for mod_auth_dacs: it authenticates the request from its credential and
+/// sets `REMOTE_USER` to `FED::JUR:USER` (here: always bob's).
+const AUTH_LUA: &str = r#"require "apache2"
+function as_dacs(r)
+  r.user = "EX::FEDROOT:bob@uni.example"
+  return apache2.OK
+end
+"#;
+
+/// Two more mounts of the same program behind an authentication module each: one emulating
+/// mod_auth_dacs with mod_lua, one with HTTP Basic (whose user ids cannot hold a `:`, so it
+/// sets the bare form).
+const AUTHENTICATED_MOUNTS: &str = r#"
+# --- test fixture: the program behind authentication ---------------------
+LoadModule lua_module /usr/lib/apache2/modules/mod_lua.so
+LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
+LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
+LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so
+LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so
+ScriptAlias "/dacs/dacs_signout" "@BIN@"
+<Location "/dacs/dacs_signout">
+    SetEnv DACS_SIGNOUT_CONF "@CONF@"
+    PassEnv COMMONS_PROFILES_API_TOKEN
+    AuthType DACS
+    AuthName "EX"
+    LuaHookCheckUserID "@ROOT@/etc/auth.lua" as_dacs
+    Require valid-user
+</Location>
+ScriptAlias "/basic/dacs_signout" "@BIN@"
+<Location "/basic/dacs_signout">
+    SetEnv DACS_SIGNOUT_CONF "@CONF@"
+    PassEnv COMMONS_PROFILES_API_TOKEN
+    AuthType Basic
+    AuthName "EX"
+    AuthUserFile "@ROOT@/etc/htpasswd"
+    Require valid-user
+</Location>
+"#;
+
+/// SPEC §9 under Apache: only the identity the server authenticated goes network-wide. The
+/// same jar (alice at two jurisdictions, bob, carol) signed out three ways: behind the
+/// mod_auth_dacs stand-in (`EX::FEDROOT:bob@uni.example`: bob's signal only), behind Basic
+/// (`alice`: FEDROOT's alice only, DSS's alice is another person), and anonymously (none).
+#[test]
+fn apache_relays_only_the_identity_an_auth_module_authenticated() {
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = format!(
+        "IDMS_BASE_API_URL \"{}\"\nRELAY_SPOOL_DIR \"@ROOT@/var/spool\"\nRELAY_TIMEOUT_SECS \"10\"",
+        hub.base()
+    );
+    let hash = std::process::Command::new("openssl")
+        .args(["passwd", "-apr1", "-salt", "dacstest", "alices-password"])
+        .output()
+        .expect("openssl runs");
+    let htpasswd = format!("alice:{}", String::from_utf8(hash.stdout).unwrap());
+    let server = ServerKind::ApacheCgid
+        .setup()
+        .conf(&dacs_conf(&relay))
+        .hub_token(TOKEN)
+        .file("etc/auth.lua", AUTH_LUA)
+        .file("etc/htpasswd", &htpasswd)
+        .append_config(AUTHENTICATED_MOUNTS)
+        .start();
+    let spool = server.var_dir().join("spool");
+
+    let dacs = server.ask(&Request::get("/dacs/dacs_signout").cookie(JAR));
+    check(&server, &dacs, 200, &EXPIRED);
+    assert_eq!(hub.wait_for(1)[0].user_name(), "bob@uni.example");
+    wait_for_relay_log(&spool, 1);
+    server.program_log_line("relay=spooled:1");
+
+    let basic = server.ask(
+        &Request::get("/basic/dacs_signout")
+            .cookie(JAR)
+            .header("Authorization", "Basic YWxpY2U6YWxpY2VzLXBhc3N3b3Jk"),
+    );
+    check(&server, &basic, 200, &EXPIRED);
+    let users: Vec<String> = hub.wait_for(2).iter().map(|r| r.user_name()).collect();
+    assert_eq!(users, ["bob@uni.example", "alice"]);
+    wait_for_relay_log(&spool, 2);
+
+    let anonymous = server.ask(&Request::get(CGI_PATH).cookie(JAR));
+    check(&server, &anonymous, 200, &EXPIRED);
+    server.program_log_line("relay=unauthenticated");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(hub.received().len(), 2, "nothing relayed for an unauthenticated signout");
+    observe("apache-cgid", "REMOTE_USER forms relayed", "EX::FEDROOT:bob@uni.example, alice");
+}
+
+/// The Host header must not choose the Jurisdiction section (and with it the hub and its
+/// token): under every shipped mount SERVER_NAME is the configured name, whatever Host says.
+fn the_host_header_does_not_choose_the_section(kind: ServerKind) {
+    let sections =
+        "<Jurisdiction uri=\"evil.example\">\nJURISDICTION_NAME \"EVIL\"\n</Jurisdiction>";
+    let text = dacs_conf("").replace("</Configuration>", &format!("{sections}\n</Configuration>"));
+    let server = kind.setup().conf(&text).start();
+    let response =
+        server.ask(&Request::get(&format!("{CGI_PATH}?FORMAT=JSON")).host("evil.example"));
+    assert_eq!(response.status, 200, "{}", server.all_logs());
+    assert!(
+        response.text().contains("\"jurisdiction_name\":\"FEDROOT\""),
+        "{}: {}",
+        kind.name(),
+        response.text()
+    );
 }

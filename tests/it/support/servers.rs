@@ -147,6 +147,8 @@ pub struct Setup {
     kind: ServerKind,
     conf: Conf,
     pages: Vec<(String, String)>,
+    /// Files under ROOT (test fixtures beside the server's own: a Lua hook, a password file).
+    files: Vec<(String, String)>,
     hub_token: Option<String>,
     appended: String,
 }
@@ -162,6 +164,7 @@ impl ServerKind {
             )],
             hub_token: None,
             appended: String::new(),
+            files: Vec::new(),
         }
     }
 }
@@ -189,6 +192,12 @@ impl Setup {
     pub fn page(mut self, path: &str, text: &str) -> Setup {
         self.pages.retain(|(p, _)| p != path);
         self.pages.push((path.to_owned(), text.to_owned()));
+        self
+    }
+
+    /// A file at `ROOT/path`; `@ROOT@` and `@PORT@` in it are replaced.
+    pub fn file(mut self, path: &str, text: &str) -> Setup {
+        self.files.push((path.to_owned(), text.to_owned()));
         self
     }
 
@@ -354,8 +363,10 @@ impl Server {
             give_to_cgi_user(&path)?;
         }
         let vars = self.vars();
-        for (name, text) in &setup.pages {
-            let path = self.root.join("htdocs").join(name);
+        let pages = setup.pages.iter().map(|(name, text)| (Path::new("htdocs").join(name), text));
+        let files = setup.files.iter().map(|(name, text)| (PathBuf::from(name), text));
+        for (name, text) in pages.chain(files) {
+            let path = self.root.join(name);
             fs::create_dir_all(path.parent().expect("a page has a directory"))?;
             fs::write(&path, fill(text, &vars))?;
         }
