@@ -11,8 +11,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use dacs_signout::Env;
-use dacs_signout::credentials::{Filter, NameCompare, Selection};
-use dacs_signout::testing::{AllowRule, Arguments, Config, Source, allowed, location};
+use dacs_signout::credentials::{Filter, Identity, NameCompare, Selection};
+use dacs_signout::testing::{
+    AllowRule, Arguments, Config, Payload, Signal, Source, allowed, location,
+};
 
 /// A fuzz target: it panics when an invariant breaks.
 pub type Target = fn(&[u8]);
@@ -24,6 +26,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("serve", serve),
     ("config", config),
     ("handler", handler),
+    ("remote_user", remote_user),
+    ("spool_record", spool_record),
 ];
 
 /// `Selection::select` on an arbitrary `Cookie` header. The first byte picks the name
@@ -177,5 +181,45 @@ pub fn handler(data: &[u8]) {
             target.contains("DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=FEDROOT"),
             "{target}"
         );
+    }
+}
+
+/// `Identity::is_named_by`, which decides what goes network-wide (§9). The input is
+/// `FLAGS REMOTE_USER \n JURISDICTION \n IDENTITY`; the flags byte picks the comparison.
+pub fn remote_user(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Some((flags, rest)) = text.split_at_checked(1) else { return };
+    let mut parts = rest.splitn(3, '\n');
+    let (remote_user, jurisdiction, identity) =
+        (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let compare =
+        if flags.as_bytes()[0] & 1 == 0 { NameCompare::Case } else { NameCompare::NoCase };
+    let Some(id) = Identity::parse(identity) else { return };
+    let named = id.is_named_by(remote_user, jurisdiction, compare);
+    // Every identity is named by its own full form, whatever the section's jurisdiction.
+    assert!(id.is_named_by(&id.to_string(), jurisdiction, NameCompare::Case), "{id}");
+    // Case-insensitive comparison accepts whatever the exact one does.
+    if id.is_named_by(remote_user, jurisdiction, NameCompare::Case) {
+        assert!(id.is_named_by(remote_user, jurisdiction, NameCompare::NoCase));
+    }
+    // A bare name that matches must be this section's user, with exactly that username.
+    if named && !remote_user.contains(':') {
+        assert!(compare.eq(id.jurisdiction, jurisdiction), "{remote_user:?} named {id}");
+        assert!(compare.eq(id.username, remote_user));
+    }
+    // Naming is about the user: never an empty REMOTE_USER.
+    if remote_user.is_empty() {
+        assert!(!named);
+    }
+}
+
+/// A spool record and a delivery payload read back: what parses re-serialises to itself.
+pub fn spool_record(data: &[u8]) {
+    if let Some(signal) = Signal::from_json(data) {
+        let again = Signal::from_json(signal.to_json().as_bytes());
+        assert_eq!(again.as_ref(), Some(&signal));
+    }
+    if let Some(payload) = Payload::from_json(data) {
+        assert_eq!(Payload::from_json(payload.to_json().as_bytes()), Some(payload));
     }
 }

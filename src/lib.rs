@@ -95,6 +95,7 @@ pub mod testing {
     pub use crate::cgi::args::Arguments;
     pub use crate::config::{Config, Loaded, Source};
     pub use crate::policy::handler::{AllowRule, allowed, location};
+    pub use crate::relay::Payload;
     pub use crate::relay::signal::Signal;
     pub use crate::relay::spool::Spool;
     pub use crate::signout::{Outcome, Served, serve};

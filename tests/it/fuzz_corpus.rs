@@ -46,7 +46,10 @@ fn replay(target: &'static str) {
 #[test]
 fn every_target_has_a_corpus_and_a_test() {
     let names: Vec<&str> = harness::TARGETS.iter().map(|(name, _)| *name).collect();
-    assert_eq!(names, ["cookie_header", "arguments", "serve", "config", "handler"]);
+    assert_eq!(
+        names,
+        ["cookie_header", "arguments", "serve", "config", "handler", "remote_user", "spool_record"]
+    );
 }
 
 #[test]
@@ -72,4 +75,14 @@ fn fuzz_corpus_config() {
 #[test]
 fn fuzz_corpus_handler() {
     replay("handler");
+}
+
+#[test]
+fn fuzz_corpus_remote_user() {
+    replay("remote_user");
+}
+
+#[test]
+fn fuzz_corpus_spool_record() {
+    replay("spool_record");
 }
