@@ -778,3 +778,27 @@ fn relay_without_a_hub_says_so_and_creates_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("no spool yet"));
     assert!(!spool.exists());
 }
+
+/// The delivery child has two attempts' worth of time in all (`2 × RELAY_TIMEOUT_SECS`),
+/// however many signals one request made: against a hub that never answers, eight signals
+/// would otherwise hold it for eight timeouts. What it leaves waits in the spool.
+#[test]
+fn the_delivery_child_stops_at_its_deadline() {
+    let hub = Hub::start(Behaviour::Hang);
+    let relay = Relay::new();
+    let jar: Vec<String> = (0..8).map(|i| format!("DACS:EX::FEDROOT:u{i}=c")).collect();
+    let started = Instant::now();
+    let out = Cgi::get("")
+        .example(&relay.directives(&hub.base(), ""))
+        .cookie(&jar.join("; "))
+        .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+        .run();
+    assert!(out.log.contains("relay=spooled:8"), "{}", out.log);
+    let lines = relay.log_lines(2);
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(started.elapsed()));
+    let lines_later = relay.log_lines(2);
+    assert_eq!(lines_later.len(), lines.len().max(2), "no attempt after the deadline");
+    assert!(lines_later.len() <= 2, "{lines_later:?}");
+    let [waiting, claimed, dead] = relay.counts();
+    assert_eq!((waiting, claimed, dead), (8, 0, 0), "all still to be delivered by the drain");
+}
