@@ -7,6 +7,8 @@
 
 use std::fmt::Write;
 
+use crate::time::rfc3339;
+
 #[derive(Debug, Clone, Default)]
 pub struct LogLine {
     fields: Vec<(&'static str, String)>,
@@ -22,14 +24,15 @@ impl LogLine {
         self
     }
 
-    /// `dacs_signout: key=value key="value with spaces"`, controls replaced, one line.
-    pub fn render(&self) -> String {
-        self.render_as("dacs_signout")
+    /// `2026-11-30T09:00:00Z dacs_signout: key=value key="value with spaces"`, controls
+    /// replaced, one line. The time first: the lines land raw in a web server's error log.
+    pub fn render(&self, at: u64) -> String {
+        self.render_as(at, "dacs_signout")
     }
 
     /// The same line with another program's name in front.
-    pub fn render_as(&self, program: &str) -> String {
-        let mut out = format!("{program}:");
+    pub fn render_as(&self, at: u64, program: &str) -> String {
+        let mut out = format!("{} {program}:", rfc3339(at));
         for (key, value) in &self.fields {
             let clean: String =
                 value.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
@@ -53,6 +56,9 @@ mod tests {
     fn quotes_and_cleans() {
         let mut line = LogLine::default();
         line.set("status", 200).set("error", "bad \"x\"\r\ny").set("status", 400);
-        assert_eq!(line.render(), "dacs_signout: status=400 error=\"bad \\\"x\\\"??y\"\n");
+        assert_eq!(
+            line.render(0),
+            "1970-01-01T00:00:00Z dacs_signout: status=400 error=\"bad \\\"x\\\"??y\"\n"
+        );
     }
 }

@@ -20,11 +20,15 @@ pub type ReadFile<'a> = &'a dyn Fn(&Path) -> io::Result<Vec<u8>>;
 /// What happened to one request: every field of its log line, and nothing else.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// When the request was served (Unix seconds): the line's time stamp.
+    pub at: u64,
     pub status: u16,
     pub method: Option<Method>,
     /// Where the configuration came from (a path, or the built-in demo).
     pub config: Option<String>,
     pub federation: Option<String>,
+    /// The section's jurisdiction (its name; for a section that cannot be used, which section).
+    pub jurisdiction: Option<String>,
     pub format: Format,
     /// Credentials removed and remaining.
     pub removed: Option<usize>,
@@ -35,6 +39,9 @@ pub struct Outcome {
     /// A `file` handler page that could not be read (the built-in page was sent instead).
     pub handler_error: Option<String>,
     pub relay: Option<relay::Note>,
+    /// The hub's token variable, when this request's environment lacks it (the delivery will
+    /// fail until the relay has it).
+    pub relay_token_missing: Option<String>,
     /// The delivery child could not be started.
     pub relay_launch: Option<String>,
     pub remote: Option<String>,
@@ -66,6 +73,9 @@ impl Outcome {
         if let Some(federation) = &self.federation {
             line.set("federation", federation);
         }
+        if let Some(jurisdiction) = &self.jurisdiction {
+            line.set("jurisdiction", jurisdiction);
+        }
         line.set("format", self.format.as_str());
         if let (Some(removed), Some(remain)) = (self.removed, self.remain) {
             line.set("removed", removed).set("remain", remain);
@@ -82,6 +92,9 @@ impl Outcome {
         if let Some(relay) = &self.relay {
             line.set("relay", relay);
         }
+        if let Some(name) = &self.relay_token_missing {
+            line.set("relay_token", format!("missing: ${name} is not set"));
+        }
         if let Some(why) = &self.relay_launch {
             line.set("relay_launch", format!("failed: {why}"));
         }
@@ -94,7 +107,7 @@ impl Outcome {
                 line.set("detail", detail);
             }
         }
-        line.render()
+        line.render(self.at)
     }
 }
 
@@ -137,6 +150,7 @@ pub fn serve(
     read_file: ReadFile,
 ) -> Served {
     let mut outcome = Outcome {
+        at: crate::time::unix_secs(now),
         format: Format::sniff(env.raw("QUERY_STRING").unwrap_or_default()),
         remote: env.soft("REMOTE_ADDR").map(str::to_owned),
         ..Outcome::default()
@@ -167,13 +181,20 @@ fn respond(
     let request = Request::read(env, stdin)?;
     outcome.method = Some(request.method);
     outcome.format = request.args.format;
-    let config =
-        config.as_ref().map_err(|(source, e)| Error::misconfigured(format!("{source}: {e}")))?;
+    let config = config.as_ref().map_err(|(source, e)| {
+        outcome.config = Some(source.to_string());
+        Error::misconfigured(format!("{source}: {e}"))
+    })?;
     outcome.config = Some(config.source.to_string());
-    let settings = config
-        .settings(&request.server.host_path())
-        .map_err(|e| Error::misconfigured(format!("{}: {e}", config.source)))?;
+    let host_path = request.server.host_path();
+    let settings = config.settings(&host_path).map_err(|e| {
+        let section = config.jurisdiction_for(&host_path).and_then(|s| s.uri.as_deref());
+        outcome.jurisdiction =
+            Some(section.map_or("Default".to_owned(), |uri| format!("uri={uri}")));
+        Error::misconfigured(format!("{}: {e}", config.source))
+    })?;
     outcome.federation = Some(settings.rules.federation_name.clone());
+    outcome.jurisdiction = Some(settings.rules.jurisdiction_name.clone());
     let decision = match policy::decide(&request, &settings.rules)? {
         Verdict::SignOut(decision) => decision,
         Verdict::Confirm => {
@@ -204,6 +225,7 @@ fn respond(
     };
     let (note, plan) = relay::plan(env, &settings.relay, &signout);
     outcome.relay = Some(note);
+    outcome.relay_token_missing = plan.as_ref().and_then(|p| relay::missing_token(env, &p.route));
     Ok((response, plan))
 }
 

@@ -1,6 +1,7 @@
 //! The command line (no `GATEWAY_INTERFACE`): `--check-config`, `relay`, `demo`, `--version`,
 //! `--help`.
 
+mod check;
 mod demo;
 
 use std::io::Write;
@@ -53,8 +54,8 @@ pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
                 Err(_) => 1,
             }
         }
-        ["--check-config"] => check_config(load(None), stdout),
-        ["--check-config", file] => check_config(load(Some(Path::new(file))), stdout),
+        ["--check-config"] => check::run(load(None), env, stdout),
+        ["--check-config", file] => check::run(load(Some(Path::new(file))), env, stdout),
         ["demo"] => demo::run(env, 8421, stdout, stderr),
         ["demo", "--port", port] => match port.parse() {
             Ok(port) => demo::run(env, port, stdout, stderr),
@@ -89,18 +90,13 @@ fn relay(
             return 1;
         }
     };
-    let sections = std::iter::once(None).chain(config.jurisdictions.iter().map(Some));
-    let mut spools: Vec<crate::relay::Settings> = Vec::new();
-    for section in sections {
-        match config::relay_settings(&config.default, section) {
-            Ok(s) if !spools.iter().any(|seen| seen.spool_dir == s.spool_dir) => spools.push(s),
-            Ok(_) => {}
-            Err(e) => {
-                let _ = writeln!(stderr, "dacs_signout relay: {}: {e}", config.source);
-                return 1;
-            }
+    let spools = match config.relay_spools() {
+        Ok(spools) => spools,
+        Err(e) => {
+            let _ = writeln!(stderr, "dacs_signout relay: {}: {e}", config.source);
+            return 1;
         }
-    }
+    };
     // Where records may be sent, and with which token: this configuration's hubs only.
     let mut routes: Vec<Route> = Vec::new();
     for route in spools.iter().filter_map(|s| crate::relay::route(env, s)) {
@@ -162,39 +158,4 @@ fn relay(
         }
     }
     code
-}
-
-/// Prints every problem with its line, then the directives it ignores. Exit 1 on a problem.
-fn check_config(config: config::Loaded, out: &mut dyn Write) -> i32 {
-    let config = match config {
-        Ok(config) => config,
-        Err((source, e)) => {
-            let _ = writeln!(out, "{source}: {e}");
-            return 1;
-        }
-    };
-    let problems = config.check();
-    if let Some(problem) = config.default_alone_problem() {
-        let _ = writeln!(
-            out,
-            "{}: warning: a request matching no Jurisdiction uri would fail: {problem}",
-            config.source
-        );
-    }
-    for problem in &problems {
-        let _ = writeln!(out, "{}: {problem}", config.source);
-    }
-    let unknown = config.unknown_directives();
-    if !unknown.is_empty() {
-        let _ = writeln!(out, "{}: unknown directives (ignored):", config.source);
-        for d in unknown {
-            let _ = writeln!(out, "  line {}: {}", d.line, d.name);
-        }
-    }
-    if problems.is_empty() {
-        let _ = writeln!(out, "{}: ok", config.source);
-        0
-    } else {
-        1
-    }
 }

@@ -8,10 +8,11 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-pub use parse::{Directive, KNOWN_DIRECTIVES, Section};
-pub use settings::{Settings, relay_settings};
+pub use parse::{Directive, KNOWN_DIRECTIVES, Section, Skipped};
+pub use settings::Settings;
 
 use crate::cgi::Env;
+use crate::relay;
 use crate::urls;
 
 /// Where the configuration is looked for when `DACS_SIGNOUT_CONF` is unset.
@@ -72,22 +73,48 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Every problem found, in the order met (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<ConfigError>);
+
+impl Problems {
+    pub fn one(problem: ConfigError) -> Problems {
+        Problems(vec![problem])
+    }
+}
+
+impl fmt::Display for Problems {
+    /// All of them, `; `-separated: a log line carries every problem, not only the first.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A configuration as loading found it: the configuration, or where it failed and why.
-pub type Loaded = Result<Config, (Source, ConfigError)>;
+pub type Loaded = Result<Config, (Source, Problems)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub source: Source,
     pub default: Section,
     pub jurisdictions: Vec<Section>,
+    /// Elements this program does not use (DACS's `<Auth>`, `<Roles>`, ...), skipped.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Config {
     /// Parses configuration text. Directive values are interpreted later, by `settings`, and
     /// only for the section a request uses.
-    pub fn parse(text: &str, source: Source) -> Result<Config, ConfigError> {
-        let (default, jurisdictions) = parse::sections(text)?;
-        Ok(Config { source, default, jurisdictions })
+    pub fn parse(text: &str, source: Source) -> Result<Config, Problems> {
+        let parse::Parsed { default, jurisdictions, skipped } =
+            parse::sections(text).map_err(Problems)?;
+        Ok(Config { source, default, jurisdictions, skipped })
     }
 
     pub fn demo() -> Config {
@@ -98,7 +125,8 @@ impl Config {
     /// programs pass [`DEFAULT_PATH`]; tests another), else the built-in demo. A file that is
     /// named but unreadable is an error, never the demo.
     pub fn load(env: &Env, default_path: &Path) -> Loaded {
-        let path = match env.raw("DACS_SIGNOUT_CONF") {
+        // Empty is unset: `SetEnv DACS_SIGNOUT_CONF ""` or `DACS_SIGNOUT_CONF= cmd` names no file.
+        let path = match env.raw("DACS_SIGNOUT_CONF").filter(|raw| !raw.is_empty()) {
             Some(raw) => PathBuf::from(std::ffi::OsStr::from_bytes(raw)),
             // Absent, and only absent: a file we may not read, or a dangling symlink, is a
             // configuration someone meant, and an error, never the demo.
@@ -117,7 +145,8 @@ impl Config {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) => {
-                return Err((source, ConfigError::general(format!("cannot read the file: {e}"))));
+                let problem = ConfigError::general(format!("cannot read the file: {e}"));
+                return Err((source, Problems::one(problem)));
             }
         };
         Config::parse(&text, source.clone()).map_err(|e| (source, e))
@@ -133,67 +162,127 @@ impl Config {
     }
 
     /// The effective settings for a request to `host_path`.
-    pub fn settings(&self, host_path: &str) -> Result<Settings, ConfigError> {
+    pub fn settings(&self, host_path: &str) -> Result<Settings, Problems> {
         let jurisdiction = self.jurisdiction_for(host_path);
-        Settings::from_sections(&self.default, jurisdiction).map_err(|mut e| {
-            if e.line.is_none() {
-                e.message = match jurisdiction.and_then(|s| s.uri.as_deref()) {
-                    Some(uri) => format!("{} (Jurisdiction {uri})", e.message),
-                    None => format!(
-                        "{} (Default section; no Jurisdiction uri matches {host_path:?})",
-                        e.message
-                    ),
-                };
-            }
-            e
+        let whose = match jurisdiction.and_then(|s| s.uri.as_deref()) {
+            Some(uri) => format!("Jurisdiction {uri}"),
+            None => format!("Default section; no Jurisdiction uri matches {host_path:?}"),
+        };
+        self.settings_of(jurisdiction, &whose)
+    }
+
+    /// `jurisdiction` over `Default`; a problem without a line says which section it is in.
+    fn settings_of(
+        &self,
+        jurisdiction: Option<&Section>,
+        whose: &str,
+    ) -> Result<Settings, Problems> {
+        Settings::from_sections(&self.default, jurisdiction).map_err(|problems| {
+            Problems(
+                problems
+                    .into_iter()
+                    .map(|mut e| {
+                        if e.line.is_none() {
+                            e.message = format!("{} ({whose})", e.message);
+                        }
+                        e
+                    })
+                    .collect(),
+            )
         })
+    }
+
+    /// The relay settings of every section (`Default`, then each `Jurisdiction` over it), one
+    /// per spool directory: what `relay` drains and `--check-config` checks.
+    pub fn relay_spools(&self) -> Result<Vec<relay::Settings>, Problems> {
+        let mut spools: Vec<relay::Settings> = Vec::new();
+        for section in std::iter::once(None).chain(self.jurisdictions.iter().map(Some)) {
+            let settings = settings::relay_settings(&self.default, section).map_err(Problems)?;
+            if !spools.iter().any(|seen| seen.spool_dir == settings.spool_dir) {
+                spools.push(settings);
+            }
+        }
+        Ok(spools)
     }
 
     /// Directives this program does not know (a real `dacs.conf` has many), in file order.
     pub fn unknown_directives(&self) -> Vec<&Directive> {
-        std::iter::once(&self.default)
-            .chain(&self.jurisdictions)
+        self.sections()
             .flat_map(|s| &s.directives)
             .filter(|d| !KNOWN_DIRECTIVES.contains(&d.name.as_str()))
             .collect()
     }
 
-    /// With `Jurisdiction` sections, what a request that matches none of them would meet:
-    /// `Default` alone must then be complete too. A warning only: every request may match one.
-    pub fn default_alone_problem(&self) -> Option<ConfigError> {
-        if self.jurisdictions.is_empty() {
-            return None; // `check` covers Default alone
-        }
-        Settings::from_sections(&self.default, None).err()
+    fn sections(&self) -> impl Iterator<Item = &Section> {
+        std::iter::once(&self.default).chain(&self.jurisdictions)
     }
 
-    /// Every problem `--check-config` reports: each `Jurisdiction` merged over `Default` (or
-    /// `Default` alone when there is none), with regular expressions compiled.
+    /// With `Jurisdiction` sections, what a request that matches none of them would meet:
+    /// `Default` alone must then be complete too. A warning only: every request may match one.
+    pub fn default_alone_problems(&self) -> Vec<ConfigError> {
+        if self.jurisdictions.is_empty() {
+            return Vec::new(); // `check` covers Default alone
+        }
+        Settings::from_sections(&self.default, None).err().unwrap_or_default()
+    }
+
+    /// Every problem `--check-config` reports, each once, in line order: each `Jurisdiction`
+    /// merged over `Default` (or `Default` alone when there is none), every regular expression
+    /// compiled, and unknown directives that look like a typo of a known one.
     pub fn check(&self) -> Vec<ConfigError> {
-        let mut problems = Vec::new();
-        let mut check = |jurisdiction: Option<&Section>| match Settings::from_sections(
-            &self.default,
-            jurisdiction,
-        )
-        .and_then(|s| s.compile_check())
-        {
-            Ok(()) => {}
-            Err(e) if problems.contains(&e) => {}
-            Err(mut e) => {
-                if let (None, Some(uri)) = (e.line, jurisdiction.and_then(|s| s.uri.as_deref())) {
-                    e.message = format!("{} (Jurisdiction {uri})", e.message);
+        let mut problems: Vec<ConfigError> = Vec::new();
+        let mut add = |found: Vec<ConfigError>| {
+            for e in found {
+                if !problems.contains(&e) {
+                    problems.push(e);
                 }
-                problems.push(e)
             }
         };
-        if self.jurisdictions.is_empty() {
-            check(None);
+        let sections: Vec<Option<&Section>> = if self.jurisdictions.is_empty() {
+            vec![None]
+        } else {
+            self.jurisdictions.iter().map(Some).collect()
+        };
+        for jurisdiction in sections {
+            let whose = jurisdiction
+                .and_then(|s| s.uri.as_deref())
+                .map_or_else(|| "Default section".to_owned(), |uri| format!("Jurisdiction {uri}"));
+            match self.settings_of(jurisdiction, &whose) {
+                Ok(_) => {}
+                Err(Problems(found)) => add(found),
+            }
         }
-        for section in &self.jurisdictions {
-            check(Some(section));
-        }
+        add(self.sections().flat_map(settings::compile_problems).collect());
+        add(self.unknown_directives().into_iter().filter_map(typo).collect());
+        problems.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         problems
     }
+}
+
+/// An unknown directive one or two edits from a known one (and not a directive of DACS
+/// itself): most likely a typo, which would otherwise be ignored in silence.
+fn typo(d: &Directive) -> Option<ConfigError> {
+    if parse::DACS_DIRECTIVES.contains(&d.name.as_str()) {
+        return None;
+    }
+    let known = KNOWN_DIRECTIVES.iter().find(|k| edit_distance(k, &d.name) <= 2)?;
+    Some(ConfigError::at(d.line, format!("unknown directive {}: did you mean {known}?", d.name)))
+}
+
+/// Levenshtein distance (ASCII directive names).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<u8> = b.bytes().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn uri_matches(uri: &str, host_path: &str) -> bool {

@@ -33,12 +33,74 @@ pub const KNOWN_DIRECTIVES: &[&str] = &[
     "RELAY_SPOOL_MAX",
 ];
 
+/// Directives of DACS itself (`dacs.conf(5)`) that this program does not read: never taken for
+/// a typo of one of its own. Any other unknown name one or two edits from a known directive is
+/// reported as a likely typo.
+pub const DACS_DIRECTIVES: &[&str] = &[
+    "ACCEPT_ALIEN_CREDENTIALS",
+    "ACS_ACCESS_TOKEN_ENABLE",
+    "ACS_ERROR_HANDLER",
+    "ACS_POST_BUFFER_LIMIT",
+    "AUTH_CREDENTIALS_ADMIN_LIFETIME_SECS",
+    "AUTH_CREDENTIALS_DEFAULT_LIFETIME_SECS",
+    "AUTH_ERROR_HANDLER",
+    "AUTH_FAIL",
+    "AUTH_FAIL_DELAY_SECS",
+    "AUTH_SINGLE_COOKIE",
+    "AUTH_SUCCESS",
+    "AUTH_SUCCESS_HANDLER",
+    "COMPAT_MODE",
+    "COOKIE_HTTPONLY",
+    "CSS_PATH",
+    "DTD_BASE_URL",
+    "EVAL",
+    "HTTP_PROG",
+    "LOG_FILE",
+    "LOG_FILTER",
+    "LOG_LEVEL",
+    "LOG_SENSITIVE",
+    "PERMIT_CHAINING",
+    "SIGNOUT_HANDLER",
+    "SSL_PROG",
+    "SSL_PROG_ARGS",
+    "STATUS_LINE",
+    "TEMP_DIRECTORY",
+    "TRACE_LEVEL",
+    "UNAUTH_ROLES",
+    "VERIFY_IP",
+    "VFS",
+    "XSD_BASE_URL",
+];
+
 /// One `NAME "value"` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directive {
     pub name: String,
+    /// The literal's text; for an expression, the value as written.
     pub value: String,
     pub line: usize,
+    /// The value is not one double-quoted literal: a DACS expression (`${Conf::X}`, `EVAL`'s
+    /// assignments, ...). A directive this program reads must be a literal; any other
+    /// directive is left alone, whatever its value.
+    pub expression: bool,
+}
+
+/// An element this program does not use (`<Auth>`, `<Roles>`, `<Transfer>`, ...): skipped
+/// with everything in it, and listed by `--check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub element: String,
+    /// Its `id` attribute, as DACS's clauses have.
+    pub id: Option<String>,
+    pub line: usize,
+}
+
+/// A configuration text's sections and what was skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub default: Section,
+    pub jurisdictions: Vec<Section>,
+    pub skipped: Vec<Skipped>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,129 +143,160 @@ impl Lines<'_> {
     }
 }
 
-/// The `Default` section and the `Jurisdiction` sections of a configuration text.
-pub fn sections(text: &str) -> Result<(Section, Vec<Section>), ConfigError> {
+/// The section being read: its text since the last element inside it, and the line that text
+/// starts on.
+struct Open {
+    section: Section,
+    text: String,
+    first_line: usize,
+}
+
+/// The `Default` section and the `Jurisdiction` sections of a configuration text, and every
+/// element skipped. A text that is not well-formed XML stops at its first error; directive
+/// lines that do not parse are all reported.
+pub fn sections(text: &str) -> Result<Parsed, Vec<ConfigError>> {
     let mut reader = Reader::from_str(text);
     let mut lines = Lines { text, offset: 0, line: 1 };
+    let mut parsed = Parsed::default();
     let mut default: Option<Section> = None;
-    let mut jurisdictions = Vec::new();
+    let mut problems = Vec::new();
     let mut in_configuration = false;
     let mut seen_configuration = false;
-    // The open section, its text so far and the line that text starts on.
-    let mut open: Option<(Section, String, usize)> = None;
+    let mut open: Option<Open> = None;
 
     loop {
         let start = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| {
-            ConfigError::at(
-                lines.at(reader.error_position() as usize),
-                format!("not well-formed XML: {e}"),
-            )
-        })?;
+        let event = match reader.read_event() {
+            Ok(event) => event,
+            Err(e) => {
+                let line = lines.at(reader.error_position() as usize);
+                problems.push(ConfigError::at(line, format!("not well-formed XML: {e}")));
+                return Err(problems);
+            }
+        };
         let line = lines.at(start);
         // Inside a section, text, CDATA and entity references are the directive lines.
-        if let Some((_, buffer, _)) = open.as_mut() {
+        if let Some(open) = open.as_mut() {
             let decoded = match &event {
                 Event::Text(t) => {
-                    Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?)
+                    Some(t.decode().map_err(|e| vec![ConfigError::at(line, e.to_string())])?)
                 }
                 Event::CData(t) => {
-                    Some(t.decode().map_err(|e| ConfigError::at(line, e.to_string()))?)
+                    Some(t.decode().map_err(|e| vec![ConfigError::at(line, e.to_string())])?)
                 }
                 Event::GeneralRef(r) => {
-                    let c = resolve(r)
-                        .ok_or_else(|| ConfigError::at(line, "unknown entity reference"))?;
-                    buffer.push(c);
+                    match resolve(r) {
+                        Some(c) => open.text.push(c),
+                        None => problems.push(ConfigError::at(line, "unknown entity reference")),
+                    }
                     continue;
                 }
                 _ => None,
             };
             if let Some(text) = decoded {
-                buffer.push_str(&text);
+                open.text.push_str(&text);
                 continue;
             }
         }
         match event {
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::DocType(_) | Event::Comment(_) => {}
-            Event::Text(t) => {
-                if !t.iter().all(u8::is_ascii_whitespace) {
-                    return Err(ConfigError::at(
-                        line,
-                        "text outside a Default or Jurisdiction section",
-                    ));
-                }
+            Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) if in_configuration => {
+                problems
+                    .push(ConfigError::at(line, "text outside a Default or Jurisdiction section"));
             }
-            Event::CData(_) | Event::GeneralRef(_) => {
-                return Err(ConfigError::at(
-                    line,
-                    "text outside a Default or Jurisdiction section",
-                ));
-            }
-            Event::Start(e) | Event::Empty(e) if open.is_some() => {
-                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                return Err(ConfigError::at(
-                    line,
-                    format!("unexpected element <{name}> inside a section"),
-                ));
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                problems.push(ConfigError::at(line, "text outside the <Configuration> element"));
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
-                match (in_configuration, e.name().as_ref()) {
-                    (false, b"Configuration") if !seen_configuration => {
+                let name = e.name().as_ref().to_vec();
+                match (in_configuration, open.is_some(), name.as_slice()) {
+                    (false, _, b"Configuration") if !seen_configuration => {
                         seen_configuration = true;
                         in_configuration = !is_empty;
                     }
-                    (true, b"Default") if default.is_none() => {
+                    (false, _, other) => {
+                        let other = String::from_utf8_lossy(other);
+                        problems.push(ConfigError::at(
+                            line,
+                            format!(
+                                "expected <Configuration> as the root element, found <{other}>"
+                            ),
+                        ));
+                        return Err(problems);
+                    }
+                    (true, false, b"Default") if default.is_none() => {
                         let section = Section { uri: None, line, directives: Vec::new() };
                         if is_empty {
                             default = Some(section);
                         } else {
-                            open = Some((
-                                section,
-                                String::new(),
-                                lines.at(reader.buffer_position() as usize),
-                            ));
+                            let first_line = lines.at(reader.buffer_position() as usize);
+                            open = Some(Open { section, text: String::new(), first_line });
                         }
                     }
-                    (true, b"Default") => {
-                        return Err(ConfigError::at(line, "a second Default section"));
+                    (true, false, b"Default") => {
+                        problems.push(ConfigError::at(line, "a second Default section"));
+                        skip(&mut reader, &name, is_empty, line, &mut problems)?;
                     }
-                    (true, b"Jurisdiction") => {
+                    (true, false, b"Jurisdiction") => {
                         let uri = e
                             .try_get_attribute("uri")
                             .ok()
                             .flatten()
                             .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-                            .filter(|v| !v.is_empty())
-                            .ok_or_else(|| {
-                                ConfigError::at(
-                                    line,
-                                    "a Jurisdiction section needs a uri attribute",
-                                )
-                            })?;
+                            .filter(|v| !v.is_empty());
+                        let Some(uri) = uri else {
+                            problems.push(ConfigError::at(
+                                line,
+                                "a Jurisdiction section needs a uri attribute",
+                            ));
+                            skip(&mut reader, &name, is_empty, line, &mut problems)?;
+                            continue;
+                        };
                         let section = Section { uri: Some(uri), line, directives: Vec::new() };
                         if is_empty {
-                            jurisdictions.push(section);
+                            parsed.jurisdictions.push(section);
                         } else {
-                            open = Some((
-                                section,
-                                String::new(),
-                                lines.at(reader.buffer_position() as usize),
-                            ));
+                            let first_line = lines.at(reader.buffer_position() as usize);
+                            open = Some(Open { section, text: String::new(), first_line });
                         }
                     }
-                    (_, name) => {
-                        let name = String::from_utf8_lossy(name);
-                        return Err(ConfigError::at(line, format!("unexpected element <{name}>")));
+                    // Anything else (DACS's <Auth>, <Roles>, <Transfer> clauses, in a section
+                    // or beside them): skipped whole, and listed.
+                    (true, _, other) => {
+                        if let Some(open) = open.as_mut() {
+                            // The section's text so far, before the element.
+                            open.section.directives.extend(directives(
+                                &open.text,
+                                open.first_line,
+                                &mut problems,
+                            ));
+                            open.text.clear();
+                        }
+                        let id = e
+                            .try_get_attribute("id")
+                            .ok()
+                            .flatten()
+                            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()));
+                        parsed.skipped.push(Skipped {
+                            element: String::from_utf8_lossy(other).into_owned(),
+                            id,
+                            line,
+                        });
+                        skip(&mut reader, &name, is_empty, line, &mut problems)?;
+                        if let Some(open) = open.as_mut() {
+                            open.first_line = lines.at(reader.buffer_position() as usize);
+                        }
                     }
                 }
             }
             Event::End(_) => match open.take() {
-                Some((mut section, text, first_line)) => {
-                    section.directives = directives(&text, first_line)?;
+                Some(Open { mut section, text, first_line }) => {
+                    section.directives.extend(directives(&text, first_line, &mut problems));
                     if section.uri.is_some() {
-                        jurisdictions.push(section);
+                        parsed.jurisdictions.push(section);
                     } else {
                         default = Some(section);
                     }
@@ -213,12 +306,36 @@ pub fn sections(text: &str) -> Result<(Section, Vec<Section>), ConfigError> {
         }
     }
     if !seen_configuration {
-        return Err(ConfigError::general("no <Configuration> element"));
+        problems.push(ConfigError::general("no <Configuration> element"));
+    } else if in_configuration || open.is_some() {
+        problems.push(ConfigError::general("the file ends inside an element"));
     }
-    if in_configuration || open.is_some() {
-        return Err(ConfigError::general("the file ends inside an element"));
+    if !problems.is_empty() {
+        return Err(problems);
     }
-    Ok((default.unwrap_or_default(), jurisdictions))
+    parsed.default = default.unwrap_or_default();
+    Ok(parsed)
+}
+
+/// Skips an element and everything in it.
+fn skip(
+    reader: &mut Reader<&[u8]>,
+    name: &[u8],
+    is_empty: bool,
+    line: usize,
+    problems: &mut Vec<ConfigError>,
+) -> Result<(), Vec<ConfigError>> {
+    if is_empty {
+        return Ok(());
+    }
+    match reader.read_to_end(quick_xml::name::QName(name)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let element = String::from_utf8_lossy(name);
+            problems.push(ConfigError::at(line, format!("<{element}> is not closed: {e}")));
+            Err(std::mem::take(problems))
+        }
+    }
 }
 
 fn resolve(r: &quick_xml::events::BytesRef) -> Option<char> {
@@ -235,18 +352,22 @@ fn resolve(r: &quick_xml::events::BytesRef) -> Option<char> {
     }
 }
 
-/// The directive lines of a section's text.
-fn directives(text: &str, first_line: usize) -> Result<Vec<Directive>, ConfigError> {
+/// The directive lines of a section's text; a line that does not parse is a problem.
+fn directives(text: &str, first_line: usize, problems: &mut Vec<ConfigError>) -> Vec<Directive> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        if let Some(d) = directive(raw, first_line + i)? {
-            out.push(d);
+        match directive(raw, first_line + i) {
+            Ok(Some(d)) => out.push(d),
+            Ok(None) => {}
+            Err(e) => problems.push(e),
         }
     }
-    Ok(out)
+    out
 }
 
-/// One line: blank, a `#` comment, or `NAME "value"` with `\"` and `\\` escapes.
+/// One line: blank, a `#` comment, or `NAME value`. A value that is one double-quoted literal
+/// (with `\"` and `\\` escapes, then perhaps a comment) is read; any other value is kept as
+/// written, as an expression (see [`Directive::expression`]).
 pub fn directive(raw: &str, line: usize) -> Result<Option<Directive>, ConfigError> {
     let text = raw.trim();
     if text.is_empty() || text.starts_with('#') {
@@ -256,48 +377,46 @@ pub fn directive(raw: &str, line: usize) -> Result<Option<Directive>, ConfigErro
         text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(text.len());
     let (name, rest) = text.split_at(name_end);
     if name.is_empty() {
-        return Err(ConfigError::at(line, "expected a directive: NAME \"value\""));
+        return Err(ConfigError::at(
+            line,
+            format!("expected a directive (NAME \"value\"), found {text:?}"),
+        ));
     }
     let value = rest.trim_start();
     if value.is_empty() {
         return Err(ConfigError::at(line, format!("{name} has no value")));
     }
-    if value.len() == rest.len() || !value.starts_with('"') {
+    if value.len() == rest.len() {
         return Err(ConfigError::at(
             line,
-            format!(
-                "{name}: only a double-quoted literal value is supported (DACS expressions are not)"
-            ),
+            format!("{name}: a space must separate the name and the value"),
         ));
     }
-    let mut chars = value[1..].char_indices();
+    let directive = |value: String, expression| {
+        Some(Directive { name: name.to_owned(), value, line, expression })
+    };
+    Ok(match literal(value) {
+        Some(text) => directive(text, false),
+        None => directive(value.to_owned(), true),
+    })
+}
+
+/// `"text"` with `\"` and `\\` escapes, optionally followed by a `#` comment.
+fn literal(value: &str) -> Option<String> {
+    let mut chars = value.strip_prefix('"')?.char_indices();
     let mut out = String::new();
     let tail = loop {
-        match chars.next() {
-            None => {
-                return Err(ConfigError::at(
-                    line,
-                    format!("{name}: the quoted value is not closed"),
-                ));
-            }
-            Some((i, '"')) => break &value[1 + i + 1..],
-            Some((_, '\\')) => match chars.next() {
-                Some((_, c @ ('"' | '\\'))) => out.push(c),
-                _ => {
-                    return Err(ConfigError::at(
-                        line,
-                        format!("{name}: only \\\" and \\\\ escapes are supported"),
-                    ));
-                }
+        match chars.next()? {
+            (i, '"') => break &value[1 + i + 1..],
+            (_, '\\') => match chars.next()? {
+                (_, c @ ('"' | '\\')) => out.push(c),
+                _ => return None,
             },
-            Some((_, c)) => out.push(c),
+            (_, c) => out.push(c),
         }
     };
     let tail = tail.trim();
-    if !tail.is_empty() && !tail.starts_with('#') {
-        return Err(ConfigError::at(line, format!("{name}: unexpected text after the value")));
-    }
-    Ok(Some(Directive { name: name.to_owned(), value: out, line }))
+    (tail.is_empty() || tail.starts_with('#')).then_some(out)
 }
 
 #[cfg(test)]
@@ -308,18 +427,19 @@ mod tests {
     fn directive_lines() {
         let d = directive(r#"  FEDERATION_NAME "EX" # the federation"#, 3).unwrap().unwrap();
         assert_eq!((d.name.as_str(), d.value.as_str(), d.line), ("FEDERATION_NAME", "EX", 3));
+        assert!(!d.expression);
         let d = directive(r#"SIGNOUT_HANDLER "message say \"bye\" \\o/""#, 1).unwrap().unwrap();
         assert_eq!(d.value, r#"message say "bye" \o/"#);
         assert_eq!(directive("   # comment", 1).unwrap(), None);
-        for bad in [
-            r#"X ${Conf::A}"#,
-            r#"X "open"#,
-            r#"X "a" b"#,
-            r#"X"#,
-            r#""v""#,
-            r#"X "\n""#,
-            r#"X"a""#,
-        ] {
+        // Not one literal: kept as written, an expression.
+        for expression in
+            [r#"X ${Conf::A}"#, r#"X "open"#, r#"X "a" b"#, r#"X "\n""#, r#"EVAL ${Conf::X} = "y""#]
+        {
+            let d = directive(expression, 7).unwrap().unwrap();
+            assert!(d.expression, "{expression}");
+            assert_eq!(d.value, expression.split_once(' ').unwrap().1, "{expression}");
+        }
+        for bad in [r#"X"#, r#""v""#, r#"X"a""#, "-x \"1\""] {
             let e = directive(bad, 7).unwrap_err();
             assert_eq!(e.line, Some(7), "{bad}");
         }
@@ -328,27 +448,56 @@ mod tests {
     #[test]
     fn sections_and_line_numbers() {
         let text = "<?xml version=\"1.0\"?>\n<!-- dacs.conf -->\n<Configuration xmlns=\"http://dss.ca/dacs/v1.4\">\n<Default>\nFEDERATION_NAME \"EX\"\n\nA_B &quot;x&amp;y&quot;\n</Default>\n<Jurisdiction uri=\"ex.org/x\">\nJURISDICTION_NAME \"J\"\n</Jurisdiction>\n<Jurisdiction uri=\"ex.org/y\"/>\n</Configuration>\n";
-        let (default, juris) = sections(text).unwrap();
-        assert_eq!(default.directives[0].line, 5);
-        assert_eq!(default.directives[1].value, "x&y");
-        assert_eq!(default.directives[1].line, 7);
-        assert_eq!(juris.len(), 2);
-        assert_eq!(juris[0].directives[0].line, 10);
+        let parsed = sections(text).unwrap();
+        assert_eq!(parsed.default.directives[0].line, 5);
+        assert_eq!(parsed.default.directives[1].value, "x&y");
+        assert_eq!(parsed.default.directives[1].line, 7);
+        assert_eq!(parsed.jurisdictions.len(), 2);
+        assert_eq!(parsed.jurisdictions[0].directives[0].line, 10);
+    }
+
+    /// A real `dacs.conf` has clauses this program does not use, inside sections and beside
+    /// them: skipped with their contents (their `URL`, `STYLE` lines never become the
+    /// section's), listed, and the lines after them keep their numbers.
+    #[test]
+    fn unused_elements_are_skipped_whole() {
+        let text = "<Configuration>\n<Default>\nFEDERATION_NAME \"EX\"\n<Auth id=\"passwd\">\n\
+                    URL \"https://x/\"\nSTYLE \"pass\"\n</Auth>\nJURISDICTION_NAME \"J\"\n\
+                    <Roles id=\"r\"/>\nCOOKIE_PATH \"/\"\n</Default>\n<Transfer id=\"t\">\n\
+                    <Nested>x</Nested>\n</Transfer>\n</Configuration>";
+        let parsed = sections(text).unwrap();
+        let names: Vec<(&str, usize)> =
+            parsed.default.directives.iter().map(|d| (d.name.as_str(), d.line)).collect();
+        assert_eq!(names, [("FEDERATION_NAME", 3), ("JURISDICTION_NAME", 8), ("COOKIE_PATH", 10)]);
+        let skipped: Vec<(&str, Option<&str>, usize)> =
+            parsed.skipped.iter().map(|s| (s.element.as_str(), s.id.as_deref(), s.line)).collect();
+        assert_eq!(
+            skipped,
+            [("Auth", Some("passwd"), 4), ("Roles", Some("r"), 9), ("Transfer", Some("t"), 12)]
+        );
+    }
+
+    #[test]
+    fn every_line_problem_is_reported() {
+        let e = sections(
+            "<Configuration>\n<Default>\nX \"1\"\nY\n\"z\"\nW \"ok\"\n</Default></Configuration>",
+        )
+        .unwrap_err();
+        let lines: Vec<Option<usize>> = e.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [Some(4), Some(5)]);
     }
 
     #[test]
     fn structural_errors_name_a_line() {
-        let e = sections("<Configuration>\n<Default>\nX \"1\"\n<Bad/>\n</Default></Configuration>")
-            .unwrap_err();
-        assert_eq!(e.line, Some(4));
-        let e = sections("<Configuration>\n<Default>\nX \"1\"\nY oops\n</Default></Configuration>")
-            .unwrap_err();
-        assert_eq!(e.line, Some(4));
         assert!(
             sections("<Configuration>\n<Jurisdiction>\n</Jurisdiction></Configuration>").is_err()
         );
         assert!(sections("<Configuration><Default>").is_err());
         assert!(sections("").is_err());
-        assert!(sections("<Other/>").is_err());
+        let e = sections("<Other/>").unwrap_err();
+        assert!(e[0].message.contains("root element"), "{:?}", e);
+        let e =
+            sections("<Configuration>\n<Default>\n<Auth>\n</Default></Configuration>").unwrap_err();
+        assert_eq!(e[0].line, Some(3), "{e:?}");
     }
 }

@@ -1,12 +1,14 @@
 //! The meaning of each directive, for the section a request uses.
 
+use std::cell::RefCell;
+
 use super::ConfigError;
 use super::parse::{Directive, Section};
 use crate::credentials::identity::is_name;
 use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
 use crate::policy::Rules;
 use crate::policy::driveby::CrossSite;
-use crate::policy::handler::{AllowRule, HandlerDirective, check_pattern};
+use crate::policy::handler::{AllowRule, HandlerDirective, check_pattern, regex_error};
 use crate::relay::{self, RelayIdentity, UsernameMap};
 use crate::urls;
 
@@ -17,44 +19,99 @@ pub struct Settings {
     pub relay: relay::Settings,
 }
 
-/// Directive lookup: the `Jurisdiction` section overrides `Default`.
+/// Directive lookup: the `Jurisdiction` section overrides `Default`. Every problem met is
+/// kept (`--check-config` reports them all), and a default value stands in for a bad one so
+/// that the rest is still checked.
 struct Layers<'a> {
     default: &'a Section,
     jurisdiction: Option<&'a Section>,
+    problems: RefCell<Vec<ConfigError>>,
 }
 
 impl<'a> Layers<'a> {
+    fn new(default: &'a Section, jurisdiction: Option<&'a Section>) -> Layers<'a> {
+        Layers { default, jurisdiction, problems: RefCell::new(Vec::new()) }
+    }
+
+    fn problem(&self, problem: ConfigError) {
+        self.problems.borrow_mut().push(problem);
+    }
+
+    /// The directive's last occurrence, when its value is a literal (a DACS expression in a
+    /// directive this program reads is a problem: it has no evaluator).
     fn get(&self, name: &str) -> Option<&'a Directive> {
-        self.jurisdiction.and_then(|s| s.last(name)).or_else(|| self.default.last(name))
+        let d = self.jurisdiction.and_then(|s| s.last(name)).or_else(|| self.default.last(name))?;
+        if d.expression {
+            self.problem(ConfigError::at(
+                d.line,
+                format!(
+                    "{name}: only a double-quoted literal value is supported (DACS expressions \
+                     are not): {}",
+                    d.value
+                ),
+            ));
+            return None;
+        }
+        Some(d)
     }
 
     /// A repeatable directive: the `Jurisdiction` section's list, if it has one, replaces
     /// `Default`'s (an operator narrowing a jurisdiction must not inherit wider rules).
     fn all(&self, name: &'a str) -> Vec<&'a Directive> {
         let own: Vec<_> = self.jurisdiction.map(|s| s.all(name).collect()).unwrap_or_default();
-        if own.is_empty() { self.default.all(name).collect() } else { own }
+        let all = if own.is_empty() { self.default.all(name).collect() } else { own };
+        all.into_iter()
+            .filter(|d| {
+                if d.expression {
+                    self.problem(ConfigError::at(
+                        d.line,
+                        format!("{name}: only a double-quoted literal value is supported"),
+                    ));
+                }
+                !d.expression
+            })
+            .collect()
     }
 
+    /// The value, parsed; `default` when absent, and when invalid (the problem kept).
     fn parsed<T>(
         &self,
         name: &str,
         default: T,
         parse: impl Fn(&str) -> Option<T>,
         expected: &str,
-    ) -> Result<T, ConfigError> {
+    ) -> T {
         match self.get(name) {
-            None => Ok(default),
-            Some(d) => parse(&d.value).ok_or_else(|| invalid(d, expected)),
+            None => default,
+            Some(d) => parse(&d.value).unwrap_or_else(|| {
+                self.problem(invalid(d, expected));
+                default
+            }),
         }
+    }
+
+    fn required(&self, name: &str) -> Option<&'a Directive> {
+        let found = self.get(name);
+        if found.is_none() && !self.mentions(name) {
+            self.problem(ConfigError::general(format!("{name} is required")));
+        }
+        found
+    }
+
+    /// Whether either section has the directive at all (an expression counts: its problem is
+    /// already kept).
+    fn mentions(&self, name: &str) -> bool {
+        self.jurisdiction.and_then(|s| s.last(name)).or_else(|| self.default.last(name)).is_some()
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, Vec<ConfigError>> {
+        let problems = self.problems.into_inner();
+        if problems.is_empty() { Ok(value) } else { Err(problems) }
     }
 }
 
 fn invalid(d: &Directive, expected: &str) -> ConfigError {
     ConfigError::at(d.line, format!("{}: invalid value {:?}, expected {expected}", d.name, d.value))
-}
-
-fn required<'a>(layers: &Layers<'a>, name: &str) -> Result<&'a Directive, ConfigError> {
-    layers.get(name).ok_or_else(|| ConfigError::general(format!("{name} is required")))
 }
 
 fn boolean(value: &str) -> Option<bool> {
@@ -92,135 +149,175 @@ fn clear_site_data(value: &str) -> Option<Option<String>> {
 }
 
 impl Settings {
+    /// The settings of `jurisdiction` over `Default`, or every problem found in them.
     pub fn from_sections(
         default: &Section,
         jurisdiction: Option<&Section>,
-    ) -> Result<Settings, ConfigError> {
-        let layers = Layers { default, jurisdiction };
-        let name = |directive: &str| -> Result<String, ConfigError> {
-            let d = required(&layers, directive)?;
-            is_name(&d.value)
-                .then(|| d.value.clone())
-                .ok_or_else(|| invalid(d, "[A-Za-z0-9][A-Za-z0-9_-]*"))
-        };
-        let federation_name = name("FEDERATION_NAME")?;
-        let jurisdiction_name = name("JURISDICTION_NAME")?;
-        let no_domain = layers.parsed("COOKIE_NO_DOMAIN", false, boolean, "yes or no")?;
-        let federation_domain = match layers.get("FEDERATION_DOMAIN") {
-            Some(d)
-                if d.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-                    && !d.value.is_empty() =>
-            {
-                Some(d.value.clone())
-            }
-            Some(d) => return Err(invalid(d, "a domain name")),
-            None if no_domain => None,
-            None => {
-                return Err(ConfigError::general(
-                    "FEDERATION_DOMAIN is required unless COOKIE_NO_DOMAIN is yes",
-                ));
-            }
-        };
-        let path = layers.parsed(
-            "COOKIE_PATH",
-            "/".to_owned(),
-            |v| (v.starts_with('/') && cookie_attribute(v)).then(|| v.to_owned()),
-            "a path starting with /",
-        )?;
-        let cookie = CookieAttributes {
-            path,
-            domain: if no_domain { None } else { federation_domain.clone() },
-            secure: layers.parsed("SECURE_MODE", true, boolean, "on or off")?,
-        };
-        let name_compare = layers.parsed(
-            "NAME_COMPARE",
-            NameCompare::Case,
-            |v| match v.to_ascii_lowercase().as_str() {
-                "case" | "default" => Some(NameCompare::Case),
-                "nocase" => Some(NameCompare::NoCase),
-                _ => None,
-            },
-            "case, nocase or default",
-        )?;
-        let cookie_syntax = layers.parsed(
-            "COOKIE_SYNTAX",
-            CookieSyntax::default(),
-            |v| v.parse().ok(),
-            "a COOKIE_SYNTAX name",
-        )?;
-        let signout_handler = match layers.get("SIGNOUT_HANDLER") {
-            None => None,
-            Some(d) => Some(
-                HandlerDirective::parse(&d.value)
-                    .map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER: {why}")))?,
-            ),
-        };
-        let allow = layers
-            .all("SIGNOUT_HANDLER_ALLOW")
-            .into_iter()
-            .map(|d| {
-                AllowRule::parse(&d.value)
-                    .map_err(|why| ConfigError::at(d.line, format!("SIGNOUT_HANDLER_ALLOW: {why}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let cross_site = layers.parsed(
-            "SIGNOUT_CROSS_SITE",
-            CrossSite::default(),
-            |v| v.parse().ok(),
-            "navigate, deny or allow",
-        )?;
-        let clear_site_data = layers.parsed(
-            "CLEAR_SITE_DATA",
-            None,
-            clear_site_data,
-            "off or a list of cache, cookies, storage, executionContexts, *",
-        )?;
-        let rules = Rules {
-            federation_name,
-            jurisdiction_name,
-            federation_domain,
-            cookie,
-            name_compare,
-            cookie_syntax,
-            signout_handler,
-            allow,
-            cross_site,
-            clear_site_data,
-        };
-        Ok(Settings { rules, relay: relay(&layers)? })
+    ) -> Result<Settings, Vec<ConfigError>> {
+        let layers = Layers::new(default, jurisdiction);
+        let rules = rules(&layers);
+        let relay = relay(&layers);
+        layers.finish(Settings { rules, relay })
     }
+}
 
-    /// What only `--check-config` pays for: compiling every regular expression.
-    pub fn compile_check(&self) -> Result<(), ConfigError> {
-        for rule in &self.rules.allow {
-            if let AllowRule::Regex(source) = rule {
-                AllowRule::compile(source).map_err(|e| {
-                    ConfigError::general(format!("SIGNOUT_HANDLER_ALLOW re:{source}: {e}"))
-                })?;
+/// What only `--check-config` pays for: compiling every regular expression of a section (the
+/// syntax was checked when the file was read; this finds what only compiling does, such as a
+/// size limit), each problem with its line and in the operator's own text.
+pub fn compile_problems(section: &Section) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
+    let mut compile = |d: &Directive, source: &str, anchored: bool| {
+        if check_pattern(source).is_err() {
+            return; // reported with the settings, from the syntax check
+        }
+        let compiled =
+            if anchored { AllowRule::compile(source) } else { regex::Regex::new(source) };
+        if let Err(e) = compiled {
+            let why = regex_error(&e);
+            problems.push(ConfigError::at(d.line, format!("{}: {source:?}: {why}", d.name)));
+        }
+    };
+    for d in section.directives.iter().filter(|d| !d.expression) {
+        match d.name.as_str() {
+            "SIGNOUT_HANDLER_ALLOW" => {
+                if let Some(source) = d.value.strip_prefix("re:") {
+                    compile(d, source, true);
+                }
             }
+            "RELAY_USERNAME_MAP" => {
+                if let Some((pattern, _)) = d.value.split_once("=>") {
+                    compile(d, pattern.trim(), false);
+                }
+            }
+            _ => {}
         }
-        if let Some(map) = &self.relay.username_map {
-            regex::Regex::new(&map.pattern)
-                .map_err(|e| ConfigError::general(format!("RELAY_USERNAME_MAP: {e}")))?;
-        }
-        Ok(())
     }
+    problems
 }
 
 /// The relay directives of `Default`, overridden by a `Jurisdiction` section's.
 pub fn relay_settings(
     default: &Section,
     jurisdiction: Option<&Section>,
-) -> Result<relay::Settings, ConfigError> {
-    relay(&Layers { default, jurisdiction })
+) -> Result<relay::Settings, Vec<ConfigError>> {
+    let layers = Layers::new(default, jurisdiction);
+    let settings = relay(&layers);
+    layers.finish(settings)
 }
 
-fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
+fn rules(layers: &Layers) -> Rules {
+    let name = |directive: &str| -> String {
+        match layers.required(directive) {
+            Some(d) if is_name(&d.value) => d.value.clone(),
+            Some(d) => {
+                layers.problem(invalid(d, "[A-Za-z0-9][A-Za-z0-9_-]*"));
+                "INVALID".to_owned()
+            }
+            None => "MISSING".to_owned(),
+        }
+    };
+    let federation_name = name("FEDERATION_NAME");
+    let jurisdiction_name = name("JURISDICTION_NAME");
+    let no_domain = layers.parsed("COOKIE_NO_DOMAIN", false, boolean, "yes or no");
+    let federation_domain = match layers.get("FEDERATION_DOMAIN") {
+        Some(d)
+            if d.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                && !d.value.is_empty() =>
+        {
+            Some(d.value.clone())
+        }
+        Some(d) => {
+            layers.problem(invalid(d, "a domain name"));
+            None
+        }
+        None if no_domain || layers.mentions("FEDERATION_DOMAIN") => None,
+        None => {
+            layers.problem(ConfigError::general(
+                "FEDERATION_DOMAIN is required unless COOKIE_NO_DOMAIN is yes",
+            ));
+            None
+        }
+    };
+    let path = layers.parsed(
+        "COOKIE_PATH",
+        "/".to_owned(),
+        |v| (v.starts_with('/') && cookie_attribute(v)).then(|| v.to_owned()),
+        "a path starting with /",
+    );
+    let cookie = CookieAttributes {
+        path,
+        domain: if no_domain { None } else { federation_domain.clone() },
+        secure: layers.parsed("SECURE_MODE", true, boolean, "on or off"),
+    };
+    let name_compare = layers.parsed(
+        "NAME_COMPARE",
+        NameCompare::Case,
+        |v| match v.to_ascii_lowercase().as_str() {
+            "case" | "default" => Some(NameCompare::Case),
+            "nocase" => Some(NameCompare::NoCase),
+            _ => None,
+        },
+        "case, nocase or default",
+    );
+    let cookie_syntax = layers.parsed(
+        "COOKIE_SYNTAX",
+        CookieSyntax::default(),
+        |v| v.parse().ok(),
+        "a COOKIE_SYNTAX name",
+    );
+    let signout_handler = layers.get("SIGNOUT_HANDLER").and_then(|d| {
+        HandlerDirective::parse(&d.value)
+            .map_err(|why| {
+                layers.problem(ConfigError::at(d.line, format!("SIGNOUT_HANDLER: {why}")))
+            })
+            .ok()
+    });
+    let allow = layers
+        .all("SIGNOUT_HANDLER_ALLOW")
+        .into_iter()
+        .filter_map(|d| {
+            AllowRule::parse(&d.value)
+                .map_err(|why| {
+                    layers.problem(ConfigError::at(d.line, format!("SIGNOUT_HANDLER_ALLOW: {why}")))
+                })
+                .ok()
+        })
+        .collect();
+    let cross_site = layers.parsed(
+        "SIGNOUT_CROSS_SITE",
+        CrossSite::default(),
+        |v| v.parse().ok(),
+        "navigate, deny or allow",
+    );
+    let clear_site_data = layers.parsed(
+        "CLEAR_SITE_DATA",
+        None,
+        clear_site_data,
+        "off or a list of cache, cookies, storage, executionContexts, *",
+    );
+    Rules {
+        federation_name,
+        jurisdiction_name,
+        federation_domain,
+        cookie,
+        name_compare,
+        cookie_syntax,
+        signout_handler,
+        allow,
+        cross_site,
+        clear_site_data,
+    }
+}
+
+fn relay(layers: &Layers) -> relay::Settings {
     let base_url = match layers.get("IDMS_BASE_API_URL") {
         None => None,
         Some(d) => match urls::parse_plain_http(&d.value) {
             Some(_) => Some(d.value.clone()),
-            _ => return Err(invalid(d, "an http or https URL without credentials")),
+            _ => {
+                layers.problem(invalid(d, "an http or https URL without credentials"));
+                None
+            }
         },
     };
     // The request's Host header chooses the section (Apache's default `UseCanonicalName Off`):
@@ -228,7 +325,7 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
     if let Some(own) = layers.jurisdiction.and_then(|s| s.last("IDMS_BASE_API_URL"))
         && layers.jurisdiction.and_then(|s| s.last("IDMS_API_TOKEN_ENV")).is_none()
     {
-        return Err(ConfigError::at(
+        layers.problem(ConfigError::at(
             own.line,
             "IDMS_BASE_API_URL: a Jurisdiction section with a hub of its own must name its own \
              token variable (IDMS_API_TOKEN_ENV) too",
@@ -243,20 +340,23 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
             ok.then(|| v.to_owned())
         },
         "an environment variable name",
-    )?;
-    let username_map = match layers.get("RELAY_USERNAME_MAP") {
-        None => None,
-        Some(d) => {
-            let (pattern, replacement) =
-                d.value.split_once("=>").ok_or_else(|| invalid(d, "REGEX => REPLACEMENT"))?;
-            let pattern = pattern.trim();
-            check_pattern(pattern).map_err(|why| {
-                ConfigError::at(d.line, format!("RELAY_USERNAME_MAP: {pattern:?}: {why}"))
-            })?;
-            let replacement = replacement.trim().to_owned();
-            Some(UsernameMap { pattern: pattern.to_owned(), replacement })
+    );
+    let username_map = layers.get("RELAY_USERNAME_MAP").and_then(|d| {
+        let Some((pattern, replacement)) = d.value.split_once("=>") else {
+            layers.problem(invalid(d, "REGEX => REPLACEMENT"));
+            return None;
+        };
+        let pattern = pattern.trim();
+        if let Err(why) = check_pattern(pattern) {
+            let problem = format!("RELAY_USERNAME_MAP: {pattern:?}: {why}");
+            layers.problem(ConfigError::at(d.line, problem));
+            return None;
         }
-    };
+        Some(UsernameMap {
+            pattern: pattern.to_owned(),
+            replacement: replacement.trim().to_owned(),
+        })
+    });
     // Absolute: a spool is reached from `/` (it is where the checks start).
     let path = |v: &str| (v.starts_with('/') && !v.contains('\0')).then(|| v.to_owned());
     let identity = layers.parsed(
@@ -268,12 +368,12 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
             _ => None,
         },
         "remote-user or cookies",
-    )?;
-    let send_logout_at = layers.parsed("RELAY_SEND_LOGOUT_AT", false, boolean, "yes or no")?;
+    );
+    let send_logout_at = layers.parsed("RELAY_SEND_LOGOUT_AT", false, boolean, "yes or no");
     // A late signal ends sessions opened after the signout, unless the hub knows when it
     // happened (README, "Network-wide signout").
     let max_age = if send_logout_at { 86_400 } else { 900 };
-    Ok(relay::Settings {
+    relay::Settings {
         base_url,
         token_env,
         identity,
@@ -282,7 +382,7 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
             8,
             |v| v.parse().ok().filter(|&n| n > 0),
             "a positive number",
-        )?,
+        ),
         send_logout_at,
         username_map,
         timeout_secs: layers.parsed(
@@ -290,27 +390,27 @@ fn relay(layers: &Layers) -> Result<relay::Settings, ConfigError> {
             15,
             seconds,
             "a positive number of seconds",
-        )?,
+        ),
         spool_dir: layers.parsed(
             "RELAY_SPOOL_DIR",
             "/var/spool/dacs-signout".to_owned(),
             path,
             "an absolute path",
-        )?,
+        ),
         spool_max: layers.parsed(
             "RELAY_SPOOL_MAX",
             10_000,
             |v| v.parse().ok().filter(|&n| n > 0),
             "a positive number",
-        )?,
-        log: layers.parsed("RELAY_LOG", None, |v| path(v).map(Some), "an absolute path")?,
+        ),
+        log: layers.parsed("RELAY_LOG", None, |v| path(v).map(Some), "an absolute path"),
         max_age_secs: layers.parsed(
             "RELAY_MAX_AGE_SECS",
             max_age,
             seconds,
             "a positive number of seconds",
-        )?,
-    })
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -319,7 +419,7 @@ mod tests {
 
     fn settings(body: &str) -> Result<super::Settings, super::ConfigError> {
         let text = format!("<Configuration><Default>\n{body}\n</Default></Configuration>");
-        Config::parse(&text, Source::BuiltIn).unwrap().settings("")
+        Config::parse(&text, Source::BuiltIn).unwrap().settings("").map_err(|mut p| p.0.remove(0))
     }
 
     const BASE: &str =
@@ -389,7 +489,7 @@ mod relay_tests {
     #[test]
     fn a_section_with_its_own_hub_names_its_own_token() {
         let config = Config::parse(TEXT, Source::BuiltIn).unwrap();
-        let e = config.settings("a.example/cgi-bin/x").unwrap_err();
+        let e = config.settings("a.example/cgi-bin/x").unwrap_err().0.remove(0);
         assert_eq!(e.line, Some(9), "{e}");
         assert!(e.message.contains("IDMS_API_TOKEN_ENV"), "{e}");
         let b = config.settings("b.example/cgi-bin/x").unwrap();
@@ -416,7 +516,12 @@ mod relay_tests {
         {
             let text = TEXT
                 .replace("COOKIE_NO_DOMAIN \"yes\"", &format!("COOKIE_NO_DOMAIN \"yes\"\n{bad}"));
-            let e = Config::parse(&text, Source::BuiltIn).unwrap().settings("").unwrap_err();
+            let e = Config::parse(&text, Source::BuiltIn)
+                .unwrap()
+                .settings("")
+                .unwrap_err()
+                .0
+                .remove(0);
             assert_eq!(e.line, Some(6), "{bad}: {e}");
         }
     }

@@ -21,12 +21,24 @@ pub enum HandlerDirective {
 }
 
 impl HandlerDirective {
+    /// The forms of DACS's handler directives (`dacs.conf(5)`, as for `ACS_ERROR_HANDLER`
+    /// without its error code): `url URL`, a bare `URL` or `/path` (DACS's `url` keyword is
+    /// optional), `file PATH`, and `message TEXT`, whose text may be double-quoted as DACS
+    /// writes it (`"message \"Bye\""`).
     pub fn parse(value: &str) -> Result<HandlerDirective, String> {
-        let (keyword, rest) =
-            value.trim().split_once(char::is_whitespace).unwrap_or((value.trim(), ""));
-        let rest = rest.trim();
+        const EXPECTED: &str = "expected url URL, URL, /PATH, file PATH or message TEXT";
+        let value = value.trim();
+        let bare_url = value.starts_with('/')
+            || ["http://", "https://"]
+                .iter()
+                .any(|s| value.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
+        let (keyword, rest) = match value.split_once(char::is_whitespace) {
+            _ if bare_url => ("url", value),
+            Some((keyword, rest)) => (keyword, rest.trim()),
+            None => return Err(EXPECTED.into()),
+        };
         if rest.is_empty() {
-            return Err("expected url URL, file PATH or message TEXT".into());
+            return Err(EXPECTED.into());
         }
         match keyword.to_ascii_lowercase().as_str() {
             "url" => {
@@ -42,8 +54,11 @@ impl HandlerDirective {
                 }
             }
             "file" => Ok(HandlerDirective::File(PathBuf::from(rest))),
-            "message" => Ok(HandlerDirective::Message(rest.to_owned())),
-            _ => Err("expected url URL, file PATH or message TEXT".into()),
+            "message" => {
+                let unquoted = rest.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
+                Ok(HandlerDirective::Message(unquoted.unwrap_or(rest).to_owned()))
+            }
+            _ => Err(EXPECTED.into()),
         }
     }
 }
@@ -64,7 +79,7 @@ pub enum AllowRule {
 impl AllowRule {
     pub fn parse(value: &str) -> Result<AllowRule, String> {
         if let Some(source) = value.strip_prefix("re:") {
-            check_pattern(source)?;
+            check_pattern(source).map_err(|why| format!("{source:?}: {why}"))?;
             return Ok(AllowRule::Regex(source.to_owned()));
         }
         if value.starts_with('/') {
@@ -207,11 +222,14 @@ pub fn check_pattern(source: &str) -> Result<(), String> {
     if source.is_empty() {
         return Err("an empty regular expression".into());
     }
-    regex_syntax::Parser::new().parse(source).map(drop).map_err(|e| {
-        // The parser's message spans several lines (the pattern, a caret, the error).
-        let last = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
-        last.strip_prefix("error: ").map_or(last.clone(), str::to_owned)
-    })
+    regex_syntax::Parser::new().parse(source).map(drop).map_err(|e| regex_error(&e))
+}
+
+/// A regular expression error in one line: the parser's message spans several (the pattern,
+/// a caret, then `error: why`).
+pub fn regex_error(e: &dyn std::fmt::Display) -> String {
+    let last = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+    last.strip_prefix("error: ").map_or(last.clone(), str::to_owned)
 }
 
 /// A `DACS_SIGNOUT_HANDLER` candidate judged against the rules.
@@ -285,6 +303,21 @@ mod tests {
     fn url_directive_is_vetted() {
         assert!(HandlerDirective::parse("url /bye.html").is_ok());
         assert!(HandlerDirective::parse("url https://p.example/bye").is_ok());
+        // DACS's forms: the `url` keyword is optional, a message may be quoted.
+        assert_eq!(
+            HandlerDirective::parse("https://p.example/bye"),
+            Ok(HandlerDirective::Url("https://p.example/bye".into()))
+        );
+        assert_eq!(
+            HandlerDirective::parse("/bye.html"),
+            Ok(HandlerDirective::Url("/bye.html".into()))
+        );
+        assert_eq!(
+            HandlerDirective::parse("message \"Bye now\""),
+            Ok(HandlerDirective::Message("Bye now".into()))
+        );
+        assert!(HandlerDirective::parse("//evil.example/").is_err());
+        assert!(HandlerDirective::parse("goto x").is_err());
         for bad in [
             "url /\\evil.example",
             "url //evil.example/",

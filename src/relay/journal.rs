@@ -9,7 +9,6 @@ use super::drain::Attempt;
 use super::signal::Signal;
 use super::spool::{self, Spool};
 use crate::log::LogLine;
-use crate::time::rfc3339;
 
 /// The open log, or none: a log that cannot be opened safely (its directory could be changed
 /// by another user, it is a link) is not written at all, rather than written where someone
@@ -34,11 +33,10 @@ impl Journal {
     }
 }
 
-/// `dacs_signout relay: time=… user=… outcome=… status=… attempt=… id=… [why=…] [body=…]`
+/// `TIME dacs_signout relay: user=… outcome=… status=… attempt=… id=… [why=…] [body=…]`
 pub fn line(now: u64, signal: &Signal, attempt: &Attempt) -> String {
     let mut line = LogLine::default();
-    line.set("time", rfc3339(now))
-        .set("user", &signal.user_name)
+    line.set("user", &signal.user_name)
         .set("outcome", attempt.verdict.outcome())
         .set("status", attempt.status.map_or("-".to_owned(), |s| s.to_string()))
         .set("attempt", signal.attempts)
@@ -49,5 +47,5 @@ pub fn line(now: u64, signal: &Signal, attempt: &Attempt) -> String {
     if !attempt.detail.is_empty() {
         line.set("body", &attempt.detail);
     }
-    line.render_as("dacs_signout relay")
+    line.render_as(now, "dacs_signout relay")
 }

@@ -105,6 +105,11 @@ pub fn stale_after(settings: &Settings) -> Duration {
     Duration::from_secs(settings.timeout_secs.saturating_mul(2).saturating_add(60))
 }
 
+/// The token variable a route needs, when `env` has neither it nor the guide's.
+pub fn missing_token(env: &Env, route: &Route) -> Option<String> {
+    token(env, &route.token_env).is_none().then(|| route.token_env.clone())
+}
+
 /// The bearer token: the configured variable, else `PROFILES_API_BEARER_TOKEN`.
 fn token(env: &Env, name: &str) -> Option<String> {
     [name, GUIDE_TOKEN_ENV]

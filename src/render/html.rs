@@ -14,6 +14,19 @@ pub fn escape(text: &str) -> String {
     super::escape(text, "&#39;")
 }
 
+/// An operator's own goodbye page (`SIGNOUT_HANDLER "file"`) may use its site's stylesheets,
+/// images and fonts (same origin); still no script, no plugin, no framing.
+const FILE_CSP: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The operator's `file` page, as read.
+pub fn file_page(bytes: Vec<u8>) -> Response {
+    let mut r = Response::new(200, "OK");
+    r.header("Content-Type", "text/html; charset=utf-8");
+    r.header("Content-Security-Policy", FILE_CSP);
+    r.body = bytes;
+    r
+}
+
 pub fn page(status: u16, reason: &'static str, body: &str) -> Response {
     let mut r = Response::new(status, reason);
     r.header("Content-Type", "text/html; charset=utf-8");

@@ -64,11 +64,7 @@ pub fn answer(
             r.header("Location", location.as_str());
             r
         }
-        (Format::Html, Page::File(_), Some(bytes)) => {
-            let mut r = html::page(200, "OK", "");
-            r.body = bytes;
-            r
-        }
+        (Format::Html, Page::File(_), Some(bytes)) => html::file_page(bytes),
         (Format::Html, Page::Message(text), _) => html::page(200, "OK", &html::message_body(text)),
         (Format::Html, _, _) => html::page(200, "OK", &html::report_body(report)),
         (Format::Json, _, _) => json::response(json::report(report)),

@@ -26,7 +26,7 @@ fn check_config_names_the_line_and_lists_unknown_directives() {
     );
     let (code, out, _) = cli(&["--check-config", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("unknown directives (ignored):"), "{out}");
+    assert!(out.contains("directives dacs_signout does not read (ignored):"), "{out}");
     assert!(
         out.contains("line 6: AUTH_CREDENTIALS_DEFAULT_LIFETIME_SECS")
             && out.contains("line 7: ACS_ERROR_HANDLER"),
@@ -42,7 +42,7 @@ fn check_config_names_the_line_and_lists_unknown_directives() {
     let expr = dir.write("expr.conf", &conf(&format!("{EXAMPLE}\nJURISDICTION_NAME ${{Conf::X}}")));
     let (code, out, _) = cli(&["--check-config", expr.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("line 6: JURISDICTION_NAME: only a double-quoted literal"), "{out}");
+    assert!(out.contains("line 6: JURISDICTION_NAME: only a double-quoted literal value"), "{out}");
 
     let regex =
         dir.write("regex.conf", &conf(&format!("{EXAMPLE}\nSIGNOUT_HANDLER_ALLOW \"re:(\"")));

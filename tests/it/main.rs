@@ -4,6 +4,7 @@ mod support;
 
 mod browser;
 mod cli;
+mod dacs_conf;
 mod driveby;
 mod errors;
 mod formats;

@@ -539,3 +539,19 @@ fn the_host_header_does_not_choose_the_section(kind: ServerKind) {
         response.text()
     );
 }
+
+/// A DACS operator's own `dacs.conf` (three jurisdictions, their `<Auth>`, `<Roles>` and
+/// `<Transfer>` clauses, expressions in DACS's directives) mounted as it is: this server is
+/// the `127.0.0.1` jurisdiction, whose bare `/goodbye.html` handler is DACS's form.
+#[test]
+fn apache_signs_out_with_a_real_dacs_conf() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dacs.conf"))
+            .unwrap();
+    let server = ServerKind::ApacheCgid.setup().conf(&text).start();
+    let response = get(&server, "");
+    check(&server, &response, 302, &EXPIRED);
+    let location = format!("{}/goodbye.html?{DACS_ARGS}", server.origin());
+    assert_eq!(response.header("Location"), Some(location.as_str()));
+    server.program_log_line("jurisdiction=FEDROOT");
+}
