@@ -17,6 +17,9 @@ pub struct Error {
 pub enum Kind {
     /// Malformed request: bad argument, bad encoding, short body.
     BadRequest,
+    /// Not known to the program (Keyrock's unknown `client_id`); a receiver's missing or wrong
+    /// token.
+    Unauthorized,
     /// Refused by the drive-by protection (§8).
     Forbidden,
     /// A method other than GET, HEAD or POST.
@@ -36,6 +39,10 @@ impl Error {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         Error::new(Kind::BadRequest, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Error::new(Kind::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -74,6 +81,7 @@ impl Error {
     pub fn status(&self) -> (u16, &'static str) {
         match self.kind {
             Kind::BadRequest => (400, "Bad Request"),
+            Kind::Unauthorized => (401, "Unauthorized"),
             Kind::Forbidden => (403, "Forbidden"),
             Kind::MethodNotAllowed => (405, "Method Not Allowed"),
             Kind::PayloadTooLarge => (413, "Content Too Large"),

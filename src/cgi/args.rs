@@ -67,6 +67,8 @@ const KNOWN: &[&str] = &[
     "COOKIE_SYNTAX",
     "FORMAT",
     "DACS_VERSION",
+    "client_id",
+    "_method",
 ];
 
 fn duplicate(name: &str) -> String {

@@ -20,6 +20,9 @@ pub enum Method {
     Get,
     Head,
     Post,
+    /// Keyrock's sign-out (`DELETE /auth/external_logout?client_id=ID`), or a `POST` with
+    /// `_method=DELETE`, as browsers reach it.
+    Delete,
 }
 
 impl Method {
@@ -28,6 +31,7 @@ impl Method {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -42,6 +46,8 @@ pub struct SignoutArgs {
     pub handler: Option<String>,
     pub cookie_syntax: Option<CookieSyntax>,
     pub format: Format,
+    /// Keyrock's `client_id`: the registered app whose sign-out URL the browser goes to.
+    pub client_id: Option<String>,
 }
 
 impl SignoutArgs {
@@ -53,6 +59,7 @@ impl SignoutArgs {
             ("DACS_JURISDICTION", self.jurisdiction.as_deref()),
             ("DACS_SIGNOUT_HANDLER", self.handler.as_deref()),
             ("COOKIE_SYNTAX", self.cookie_syntax.map(CookieSyntax::as_str)),
+            ("client_id", self.client_id.as_deref()),
         ];
         given.into_iter().filter_map(|(name, value)| Some((name, value?))).collect()
     }
@@ -134,6 +141,11 @@ impl Request {
                 }
             }
         }
+        // Keyrock's method override, as its clients' browsers send it (in the query or the form).
+        let method = match (method, args.get("_method")) {
+            (Method::Post, Some(m)) if m.eq_ignore_ascii_case("DELETE") => Method::Delete,
+            (method, _) => method,
+        };
         let cookie_header = env.raw("HTTP_COOKIE").unwrap_or_default().to_vec();
         if cookie_header.len() > MAX_COOKIE_HEADER {
             return Err(Error::bad_request("the Cookie header is too large"));
@@ -155,7 +167,8 @@ fn method(env: &Env) -> Result<Method, Error> {
         Some("GET") => Ok(Method::Get),
         Some("HEAD") => Ok(Method::Head),
         Some("POST") => Ok(Method::Post),
-        Some(_) => Err(Error::method_not_allowed("only GET, HEAD and POST are served")),
+        Some("DELETE") => Ok(Method::Delete),
+        Some(_) => Err(Error::method_not_allowed("only GET, HEAD, POST and DELETE are served")),
         None => Err(Error::bad_request("REQUEST_METHOD is missing: not a CGI request")),
     }
 }
@@ -214,6 +227,7 @@ fn signout_args(args: &Arguments) -> Result<SignoutArgs, Error> {
         handler: given("DACS_SIGNOUT_HANDLER").map(str::to_owned),
         cookie_syntax: given("COOKIE_SYNTAX").map(str::parse).transpose()?,
         format: given("FORMAT").map(str::parse).transpose()?.unwrap_or_default(),
+        client_id: name_arg("client_id")?,
     })
 }
 

@@ -31,6 +31,7 @@ pub const KNOWN_DIRECTIVES: &[&str] = &[
     "RELAY_MAX_SIGNALS",
     "RELAY_SEND_LOGOUT_AT",
     "RELAY_SPOOL_MAX",
+    "SIGNOUT_CLIENT",
 ];
 
 /// Directives of DACS itself (`dacs.conf(5)`) that this program does not read: never taken for

@@ -295,7 +295,22 @@ fn rules(layers: &Layers) -> Rules {
         clear_site_data,
         "off or a list of cache, cookies, storage, executionContexts, *",
     );
+    let clients = layers
+        .all("SIGNOUT_CLIENT")
+        .into_iter()
+        .filter_map(|d| {
+            let parsed = d.value.split_once(char::is_whitespace).and_then(|(id, url)| {
+                let url = urls::parse_plain_http(url.trim())?;
+                Some((id.to_owned(), String::from(url)))
+            });
+            if parsed.is_none() {
+                layers.problem(invalid(d, "ID https://registered.example/sign-out-url"));
+            }
+            parsed
+        })
+        .collect();
     Rules {
+        clients,
         federation_name,
         jurisdiction_name,
         federation_domain,

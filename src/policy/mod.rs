@@ -26,4 +26,6 @@ pub struct Rules {
     pub cross_site: CrossSite,
     /// The `Clear-Site-Data` header value, when enabled.
     pub clear_site_data: Option<String>,
+    /// `SIGNOUT_CLIENT "ID URL"`: Keyrock's registered apps and their sign-out URLs.
+    pub clients: Vec<(String, String)>,
 }

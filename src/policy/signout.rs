@@ -8,7 +8,7 @@ use url::Url;
 use super::Rules;
 use super::driveby;
 use super::handler::{self, HandlerDirective, Refusal};
-use crate::cgi::{Format, Request};
+use crate::cgi::{Format, Method, Request};
 use crate::credentials::expiry::set_cookie;
 use crate::credentials::{Filter, Selection};
 use crate::error::Error;
@@ -52,6 +52,8 @@ pub enum Handled {
     DirectiveUrlUnresolved,
     DirectiveFile,
     DirectiveMessage,
+    /// Keyrock's form: the registered sign-out URL of `client_id`.
+    Client,
 }
 
 impl Handled {
@@ -66,6 +68,7 @@ impl Handled {
             Handled::DirectiveUrlUnresolved => "directive-url-unresolved",
             Handled::DirectiveFile => "directive-file",
             Handled::DirectiveMessage => "directive-message",
+            Handled::Client => "client",
         }
     }
 }
@@ -102,13 +105,43 @@ pub enum Verdict<'a> {
 }
 
 pub fn decide<'a>(request: &'a Request, rules: &Rules) -> Result<Verdict<'a>, Error> {
+    // Keyrock's form names a registered app, or is refused before anything changes.
+    let client = match request.args.client_id.as_deref() {
+        Some(id) => Some(client(rules, id)?),
+        None if request.method == Method::Delete => {
+            return Err(Error::bad_request("a DELETE signout (Keyrock's form) needs client_id"));
+        }
+        None => None,
+    };
     match driveby::check(&request.fetch, rules.cross_site)? {
-        driveby::Verdict::Proceed => Ok(Verdict::SignOut(sign_out(request, rules))),
+        driveby::Verdict::Proceed => {
+            let mut decision = sign_out(request, rules);
+            // As Keyrock does: exactly the registered URL (no DACS arguments), whether or not
+            // anything was removed. Only HTML redirects.
+            if let Some(url) = client
+                && request.args.format == Format::Html
+            {
+                decision.page = Page::Redirect(url.to_owned());
+                decision.handler = HandlerNote { refused: None, handled: Handled::Client };
+            }
+            Ok(Verdict::SignOut(decision))
+        }
         driveby::Verdict::Confirm if request.args.format == Format::Html => Ok(Verdict::Confirm),
         driveby::Verdict::Confirm => {
             Err(Error::forbidden("a signout started by another site needs the user's click"))
         }
     }
+}
+
+/// The sign-out URL registered for `id` (`SIGNOUT_CLIENT`); an unknown id is a 401, as
+/// Keyrock answers.
+fn client<'r>(rules: &'r Rules, id: &str) -> Result<&'r str, Error> {
+    rules
+        .clients
+        .iter()
+        .find(|(registered, _)| registered == id)
+        .map(|(_, url)| url.as_str())
+        .ok_or_else(|| Error::unauthorized("not allowed to perform logout: unknown client_id"))
 }
 
 fn sign_out<'a>(request: &'a Request, rules: &Rules) -> Decision<'a> {

@@ -95,7 +95,7 @@ pub fn error(error: &Error, format: Format) -> Response {
     response.status = code;
     response.reason = reason;
     if code == 405 {
-        response.header("Allow", "GET, HEAD, POST");
+        response.header("Allow", "GET, HEAD, POST, DELETE");
     }
     response
 }

@@ -293,3 +293,45 @@ fn base64_decodes() {
     assert_eq!(decode_base64("+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
     assert!(decode_base64("Zm9v!").is_none());
 }
+
+/// Keyrock's sign-out in a real browser: an app's page sends the user to
+/// `/auth/external_logout` with its `client_id` (a POST with `_method=DELETE`, as Keyrock's
+/// clients do); the user lands on exactly the URL registered for that app, signed out. An
+/// unregistered id gets a 401 and changes nothing.
+#[test]
+fn a_keyrock_client_lands_on_its_registered_url() {
+    let app = r#"<!DOCTYPE html><html lang="en"><meta charset="utf-8"><title>App</title>
+<form id="known" method="post" action="/auth/external_logout?_method=DELETE&amp;client_id=wiki"><button id="signout">Sign out</button></form>
+<form id="unknown" method="post" action="/auth/external_logout?_method=DELETE&amp;client_id=evil"><button id="evil">Sign out (unregistered)</button></form>
+"#;
+    let settings = "COOKIE_NO_DOMAIN \"yes\"\nSECURE_MODE \"off\"\nSIGNOUT_HANDLER_ALLOW \"/\"\n\
+                    SIGNOUT_CLIENT \"wiki http://127.0.0.1:@PORT@/handler.html?from=wiki\"";
+    let server = ServerKind::ApacheCgid
+        .setup()
+        .conf(&conf(&format!("{EXAMPLE}\n{settings}")))
+        .page("index.html", PORTAL)
+        .page("signin.html", SIGNIN)
+        .page("handler.html", HANDLER)
+        .page("app.html", app)
+        .append_config(SIGNIN_CONFIG)
+        .start();
+    let browser = Browser::start();
+    sign_in(&browser, &server);
+
+    browser.goto(&server.url("127.0.0.1", "/app.html"));
+    browser.click("#evil");
+    browser
+        .wait_for("the 401 page", |b| b.page_source().contains("401 Unauthorized").then_some(()));
+    assert_signed_in(&browser, "after an unregistered client_id");
+
+    browser.goto(&server.url("127.0.0.1", "/app.html"));
+    browser.click("#signout");
+    let landed = browser.wait_for_url(&server.url("127.0.0.1", "/handler.html"));
+    assert_eq!(
+        landed,
+        server.url("127.0.0.1", "/handler.html?from=wiki"),
+        "exactly the registered URL"
+    );
+    assert_eq!(portal_cookies(&browser), ["theme"]);
+    browser.screenshot(&artifacts_dir().join("keyrock-client-signed-out.png"));
+}

@@ -39,10 +39,10 @@ fn oversized_body_is_413_without_reading_it() {
 
 #[test]
 fn other_methods_are_405_with_allow() {
-    for method in ["PUT", "DELETE", "OPTIONS", "get"] {
+    for method in ["PUT", "PATCH", "OPTIONS", "get"] {
         let out = Cgi::method(method, "FORMAT=XML").example("").cookie(JAR).run();
         out.status(405).common_headers();
-        assert_eq!(out.header("Allow"), Some("GET, HEAD, POST"));
+        assert_eq!(out.header("Allow"), Some("GET, HEAD, POST, DELETE"));
     }
 }
 

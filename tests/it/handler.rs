@@ -217,3 +217,57 @@ fn a_handler_longer_than_2_kib_falls_back_to_the_default_page() {
     assert!(!out.expired().is_empty());
     assert!(out.log.contains("handler=refused-too-long/builtin"), "{}", out.log);
 }
+
+const CLIENTS: &str = "SIGNOUT_CLIENT \"wiki https://wiki.example.org/logged-out?from=idm\"\n\
+                       SIGNOUT_CLIENT \"shop https://shop.example.net/bye\"";
+
+/// FIWARE Keyrock's sign-out for registered apps: the browser goes to exactly the URL
+/// registered for `client_id` (no DACS arguments), whether or not anything was removed; an
+/// unknown `client_id` is a 401 and changes nothing.
+#[test]
+fn keyrock_clients_go_to_exactly_their_registered_url() {
+    for (cgi, what) in [
+        (Cgi::method("DELETE", "client_id=wiki"), "DELETE"),
+        (Cgi::post("_method=DELETE&client_id=wiki", ""), "POST ?_method=DELETE"),
+        (Cgi::post("", "_method=DELETE&client_id=wiki"), "POST with _method in the form"),
+        (Cgi::get("client_id=wiki"), "GET"),
+    ] {
+        let out = cgi.example(CLIENTS).cookie(JAR).run();
+        out.status(302).common_headers();
+        assert_eq!(
+            out.header("Location"),
+            Some("https://wiki.example.org/logged-out?from=idm"),
+            "{what}"
+        );
+        assert_eq!(out.expired(), ["DACS:EX::FEDROOT:bobo"], "{what}");
+        assert!(out.log.contains("handler=client"), "{what}: {}", out.log);
+    }
+    // Nothing to remove: still there, as Keyrock does.
+    let out = Cgi::method("DELETE", "client_id=shop").example(CLIENTS).cookie("theme=dark").run();
+    out.status(302);
+    assert_eq!(out.header("Location"), Some("https://shop.example.net/bye"));
+    // Unknown: 401, nothing changes; and DELETE is Keyrock's form only.
+    let out = Cgi::method("DELETE", "client_id=evil").example(CLIENTS).cookie(JAR).run();
+    out.status(401).common_headers();
+    assert!(out.set_cookies().is_empty());
+    let out = Cgi::method("DELETE", "").example(CLIENTS).cookie(JAR).run();
+    out.status(400).common_headers();
+    assert!(out.set_cookies().is_empty());
+    // XML and JSON never redirect.
+    let out = Cgi::get("client_id=wiki&FORMAT=JSON").example(CLIENTS).cookie(JAR).run();
+    out.status(200);
+    assert_eq!(out.header("Location"), None);
+}
+
+#[test]
+fn a_signout_client_must_be_an_id_and_a_url() {
+    for bad in [
+        "SIGNOUT_CLIENT \"wiki\"",
+        "SIGNOUT_CLIENT \"wiki javascript:alert(1)\"",
+        "SIGNOUT_CLIENT \"w https://u:p@h/\"",
+    ] {
+        let out = Cgi::get("client_id=wiki").example(bad).cookie(JAR).run();
+        out.status(500);
+        assert!(out.log.contains("SIGNOUT_CLIENT"), "{bad}: {}", out.log);
+    }
+}

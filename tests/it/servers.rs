@@ -555,3 +555,22 @@ fn apache_signs_out_with_a_real_dacs_conf() {
     assert_eq!(response.header("Location"), Some(location.as_str()));
     server.program_log_line("jurisdiction=FEDROOT");
 }
+
+/// Keyrock's sign-out at its own path, as the Apache example mounts it.
+#[test]
+fn apache_answers_keyrocks_external_logout() {
+    let clients = "SIGNOUT_CLIENT \"wiki https://wiki.example.org/logged-out\"";
+    let server = ServerKind::ApacheCgid.setup().conf(&dacs_conf(clients)).start();
+    let delete =
+        server.ask(&Request::new("DELETE", "/auth/external_logout?client_id=wiki").cookie(JAR));
+    check(&server, &delete, 302, &EXPIRED);
+    assert_eq!(delete.header("Location"), Some("https://wiki.example.org/logged-out"));
+    let post = server.ask(
+        &Request::post_form("/auth/external_logout?_method=DELETE&client_id=wiki", "").cookie(JAR),
+    );
+    assert_eq!(post.status, 302);
+    assert_eq!(post.header("Location"), Some("https://wiki.example.org/logged-out"));
+    let unknown =
+        server.ask(&Request::new("DELETE", "/auth/external_logout?client_id=evil").cookie(JAR));
+    check(&server, &unknown, 401, &[]);
+}
