@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use dacs_signout::Env;
 use dacs_signout::credentials::{Filter, Identity, NameCompare, Selection};
 use dacs_signout::testing::{
-    AllowRule, Arguments, Config, Payload, Signal, Source, allowed, location,
+    AllowRule, Arguments, Config, Payload, Record, Signal, Source, allowed, location,
 };
 
 /// A fuzz target: it panics when an invariant breaks.

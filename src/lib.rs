@@ -38,6 +38,7 @@ mod process;
 mod relay;
 mod render;
 mod signout;
+mod spool;
 mod time;
 mod urls;
 mod version;
@@ -97,8 +98,8 @@ pub mod testing {
     pub use crate::policy::handler::{AllowRule, allowed, location};
     pub use crate::relay::Payload;
     pub use crate::relay::signal::Signal;
-    pub use crate::relay::spool::Spool;
     pub use crate::signout::{Outcome, Served, serve};
+    pub use crate::spool::{Claim, Record, Spool};
     pub use crate::time::{Clock, Fixed, SystemClock, from_unix_secs, unix_secs};
 
     /// [`crate::run`] in a context of the caller's choosing: the configuration path the

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::cgi::Env;
 use crate::config::{self, Config, Source};
-use crate::relay::spool::Spool;
 use crate::relay::{self, RelayIdentity};
+use crate::spool::Spool;
 
 pub fn run(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
     let config = match config {

@@ -12,8 +12,8 @@ use crate::config::{self, Config};
 use crate::process::{Context, Streams};
 use crate::relay::Route;
 use crate::relay::journal::Journal;
-use crate::relay::spool::Spool;
 use crate::relay::transport::Http;
+use crate::spool::Spool;
 use crate::time::Clock;
 use crate::version::VERSION;
 

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use super::drain::{Counts, Courier};
 use super::journal::Journal;
 use super::signal::{Route, Signal};
-use super::spool::Spool;
 use super::transport::Transport;
 use super::{GUIDE_TOKEN_ENV, Plan};
 use crate::cgi::Env;
+use crate::spool::Spool;
 use crate::time::Clock;
 
 /// What a request hands its delivery child on stdin: its own process, so the route (hub and
@@ -148,7 +148,7 @@ pub fn deliver(
         Some(spool) => {
             for s in &payload.signals {
                 // A concurrent `relay` may have taken it already: then it is that drainer's.
-                match spool.claim(&s.id, clock.now())? {
+                match spool.claim::<Signal>(&s.id, clock.now())? {
                     Some(claim) => courier.settle(spool, claim, &mut counts)?,
                     None => counts.busy += 1,
                 }

@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use super::journal::{self, Journal};
 use super::signal::{self, Route, Signal, Verdict, backoff_secs, excerpt};
-use super::spool::{Claim, Spool};
 use super::token;
 use super::transport::Transport;
 use crate::cgi::Env;
+use crate::spool::{Claim, Spool};
 use crate::time::{Clock, unix_secs};
 
 /// One delivery attempt.
@@ -134,8 +134,13 @@ impl Courier<'_> {
 
     /// Attempts a claimed signal and settles the claim; logged once the spool says the same.
     /// Past the deadline the claim goes back untouched.
-    pub fn settle(&self, spool: &Spool, claim: Claim, counts: &mut Counts) -> io::Result<()> {
-        let mut signal = claim.signal.clone();
+    pub fn settle(
+        &self,
+        spool: &Spool,
+        claim: Claim<Signal>,
+        counts: &mut Counts,
+    ) -> io::Result<()> {
+        let mut signal = claim.record.clone();
         let Some(attempt) = self.attempt(&mut signal, counts) else {
             return spool.retry(claim, &signal);
         };
@@ -186,10 +191,10 @@ pub fn drain(
             None => counts.busy += 1,
             Some(claim) => {
                 let expired =
-                    courier.route(&claim.signal).map(|r| (claim.signal.expired(now, r), r));
+                    courier.route(&claim.record).map(|r| (claim.record.expired(now, r), r));
                 match expired {
-                    Some((true, route)) if claim.signal.attempts > 0 => {
-                        let signal = &claim.signal;
+                    Some((true, route)) if claim.record.attempts > 0 => {
+                        let signal = &claim.record;
                         let why = format!(
                             "older than {} s after {} attempts",
                             route.max_age_secs, signal.attempts

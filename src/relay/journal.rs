@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::drain::Attempt;
 use super::signal::Signal;
-use super::spool::{self, Spool};
 use crate::log::LogLine;
+use crate::spool::{self, Spool};
 
 /// The open log, or none: a log that cannot be opened safely (its directory could be changed
 /// by another user, it is a link) is not written at all, rather than written where someone

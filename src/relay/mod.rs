@@ -22,7 +22,6 @@ mod drain;
 pub mod journal;
 mod plan;
 pub mod signal;
-pub mod spool;
 pub mod transport;
 
 use std::time::Duration;

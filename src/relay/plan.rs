@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::signal::{Route, Signal, user_agent};
-use super::spool::{Spool, is_full};
 use super::{RelayIdentity, Settings, UsernameMap, route};
 use crate::cgi::Env;
 use crate::credentials::{Credential, NameCompare};
+use crate::spool::{Spool, is_full};
 use crate::time::unix_secs;
 use crate::urls;
 use crate::version::VERSION;

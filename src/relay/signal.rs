@@ -152,11 +152,21 @@ pub fn backoff_secs(attempts: u32) -> u64 {
     15u64.saturating_mul(1 << attempts.saturating_sub(1).min(5)).min(300)
 }
 
-impl Signal {
-    pub fn to_json(&self) -> String {
+impl crate::spool::Record for Signal {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn to_json(&self) -> String {
         self.to_value().to_string()
     }
 
+    fn from_json(bytes: &[u8]) -> Option<Signal> {
+        Signal::from_value(&serde_json::from_slice(bytes).ok()?)
+    }
+}
+
+impl Signal {
     pub fn to_value(&self) -> Value {
         json!({
             "id": self.id,
@@ -167,10 +177,6 @@ impl Signal {
             "attempts": self.attempts,
             "next_attempt": self.next_attempt,
         })
-    }
-
-    pub fn from_json(text: &[u8]) -> Option<Signal> {
-        Signal::from_value(&serde_json::from_slice(text).ok()?)
     }
 
     pub fn from_value(v: &Value) -> Option<Signal> {
@@ -196,6 +202,7 @@ impl Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spool::Record;
 
     const OK: &str = r#"{"message":"Action successfully triggered.","data":{"user":{"user":"john_doe","url":"/api/v1/members/john_doe/"},"user_agent":"UA","app":["Profiles","Works"]}}"#;
 

@@ -12,6 +12,7 @@ const LAYERS: &[&str] = &[
     "process",
     "urls",
     "log",
+    "spool",
     "credentials",
     "cgi",
     "policy",

@@ -30,28 +30,28 @@ fn life_of_a_signal() {
     spool.put(&signal("a")).unwrap();
     spool.put(&signal("b")).unwrap();
     assert_eq!(spool.waiting().unwrap(), ["a", "b"]);
-    assert_eq!(spool.peek("a"), Some(signal("a")));
-    let a = spool.claim("a", now).unwrap().unwrap();
-    assert!(spool.claim("a", now).unwrap().is_none(), "one winner");
-    assert_eq!(spool.peek("a"), None, "a claimed signal is no longer waiting");
+    assert_eq!(spool.peek::<Signal>("a"), Some(signal("a")));
+    let a = spool.claim::<Signal>("a", now).unwrap().unwrap();
+    assert!(spool.claim::<Signal>("a", now).unwrap().is_none(), "one winner");
+    assert_eq!(spool.peek::<Signal>("a"), None, "a claimed signal is no longer waiting");
     spool.finish(a).unwrap();
-    let b = spool.claim("b", now).unwrap().unwrap();
-    let mut next = b.signal.clone();
+    let b = spool.claim::<Signal>("b", now).unwrap().unwrap();
+    let mut next = b.record.clone();
     next.attempts = 1;
     spool.retry(b, &next).unwrap();
-    assert_eq!(spool.claim("b", now).unwrap().unwrap().signal.attempts, 1);
+    assert_eq!(spool.claim::<Signal>("b", now).unwrap().unwrap().record.attempts, 1);
     assert_eq!(spool.counts().unwrap(), [0, 1, 0]);
     // This process is alive: its claim is stale only once held longer than the limit.
     assert_eq!(spool.reclaim_stale(Duration::from_secs(60), now).unwrap(), 0);
     let later = now + Duration::from_secs(61);
     assert_eq!(spool.reclaim_stale(Duration::from_secs(60), later).unwrap(), 1);
-    let b = spool.claim("b", later).unwrap().unwrap();
+    let b = spool.claim::<Signal>("b", later).unwrap().unwrap();
     spool.bury(b, "refused").unwrap();
     assert_eq!(spool.counts().unwrap(), [0, 0, 1]);
     assert_eq!(fs::read_to_string(root.join("dead/b.why")).unwrap(), "refused\n");
     fs::write(root.join("new/c.json"), "not json").unwrap();
-    assert_eq!(spool.peek("c"), None);
-    assert!(spool.claim("c", later).unwrap().is_none());
+    assert_eq!(spool.peek::<Signal>("c"), None);
+    assert!(spool.claim::<Signal>("c", later).unwrap().is_none());
     assert_eq!(spool.counts().unwrap(), [0, 0, 2]);
 }
 
@@ -149,8 +149,8 @@ fn entries_that_are_not_records_go_to_dead_and_the_drain_goes_on() {
     assert_eq!(ids, ["adir", "big", "fifo", "garbage", "good", "link"]);
     let mut claimed = Vec::new();
     for id in &ids {
-        if let Some(claim) = spool.claim(id, now).unwrap() {
-            claimed.push(claim.signal.id.clone());
+        if let Some(claim) = spool.claim::<Signal>(id, now).unwrap() {
+            claimed.push(claim.record.id.clone());
             spool.finish(claim).unwrap();
         }
     }

@@ -1,4 +1,5 @@
-//! The durable retry spool. A signal is a file; it moves between directories by `rename`,
+//! The durable retry spool. A record (a hub signal, a revocation waiting for the registry, a
+//! hub's delivery to one receiver) is a file; it moves between directories by `rename`,
 //! which is atomic, so each state change is all-or-nothing and a claim has one winner:
 //!
 //! ```text
@@ -23,7 +24,12 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
 
-use super::signal::Signal;
+/// What the spool holds: a record with an id (its file name) that reads back as written.
+pub trait Record: Sized {
+    fn id(&self) -> &str;
+    fn to_json(&self) -> String;
+    fn from_json(bytes: &[u8]) -> Option<Self>;
+}
 
 /// The largest record read back (bytes): a signal is a few hundred.
 const MAX_RECORD: u64 = 64 * 1024;
@@ -39,9 +45,9 @@ pub struct Spool {
     quota: usize,
 }
 
-/// A signal this process has claimed: `work/ID.json.PID`.
-pub struct Claim {
-    pub signal: Signal,
+/// A record this process has claimed: `work/ID.json.PID`.
+pub struct Claim<R> {
+    pub record: R,
     name: String,
 }
 
@@ -83,18 +89,18 @@ impl Spool {
         &self.path
     }
 
-    /// Writes `signal` durably into `new/`: write to `tmp/`, fsync, rename, fsync the directory.
-    pub fn put(&self, signal: &Signal) -> io::Result<()> {
-        self.put_all(std::slice::from_ref(signal))
+    /// Writes `record` durably into `new/`: write to `tmp/`, fsync, rename, fsync the directory.
+    pub fn put<R: Record>(&self, record: &R) -> io::Result<()> {
+        self.put_all(std::slice::from_ref(record))
     }
 
     /// Writes several signals durably: each file is fsynced before its rename, and the
     /// directory once after all of them (one fsync fewer per extra signal on the request path).
     /// On failure none of them stays: the caller then decides, and a signal left behind would
     /// be sent twice. Over the quota, nothing is written.
-    pub fn put_all(&self, signals: &[Signal]) -> io::Result<()> {
+    pub fn put_all<R: Record>(&self, records: &[R]) -> io::Result<()> {
         let held = count(&self.new, usize::MAX)? + count(&self.work, usize::MAX)?;
-        if held + signals.len() > self.quota {
+        if held + records.len() > self.quota {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 format!(
@@ -103,10 +109,10 @@ impl Spool {
                 ),
             ));
         }
-        let mut placed = Vec::with_capacity(signals.len());
-        let written = signals.iter().try_for_each(|signal| {
-            let name = format!("{}.json", signal.id);
-            self.write(&self.new, &name, signal.to_json().as_bytes())?;
+        let mut placed = Vec::with_capacity(records.len());
+        let written = records.iter().try_for_each(|record| {
+            let name = format!("{}.json", record.id());
+            self.write(&self.new, &name, record.to_json().as_bytes())?;
             placed.push(name);
             Ok(())
         });
@@ -157,14 +163,14 @@ impl Spool {
 
     /// The record waiting as `id`, read without claiming it (to skip what is not due); `None`
     /// when it is gone or unreadable (a claim then settles it).
-    pub fn peek(&self, id: &str) -> Option<Signal> {
-        Signal::from_json(&read_record(&self.new, &format!("{id}.json")).ok()?)
+    pub fn peek<R: Record>(&self, id: &str) -> Option<R> {
+        R::from_json(&read_record(&self.new, &format!("{id}.json")).ok()?)
     }
 
     /// Claims `id` for this process. `Ok(None)` when another drainer took it first. An entry
     /// that is not a readable record (a directory, a link, garbage) is moved to `dead/`, and
     /// `Ok(None)` returned.
-    pub fn claim(&self, id: &str, now: SystemTime) -> io::Result<Option<Claim>> {
+    pub fn claim<R: Record>(&self, id: &str, now: SystemTime) -> io::Result<Option<Claim<R>>> {
         let waiting = format!("{id}.json");
         let name = format!("{waiting}.{}", std::process::id());
         // The claim's age starts now. Touched before the rename, which keeps the mtime: a claim
@@ -179,11 +185,11 @@ impl Spool {
             Err(rustix::io::Errno::NOENT) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        let signal = read_record(&self.work, &name).and_then(|bytes| {
-            Signal::from_json(&bytes).ok_or_else(|| io::Error::other("not a signal record"))
+        let record = read_record(&self.work, &name).and_then(|bytes| {
+            R::from_json(&bytes).ok_or_else(|| io::Error::other("not a spool record"))
         });
-        match signal {
-            Ok(signal) => Ok(Some(Claim { signal, name })),
+        match record {
+            Ok(record) => Ok(Some(Claim { record, name })),
             // Taken back as stale between the rename and the read: it is someone else's now.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => {
@@ -194,7 +200,7 @@ impl Spool {
     }
 
     /// Delivered: the signal leaves the spool.
-    pub fn finish(&self, claim: Claim) -> io::Result<()> {
+    pub fn finish<R>(&self, claim: Claim<R>) -> io::Result<()> {
         lost_is_fine(rustix::fs::unlinkat(&self.work, claim.name.as_str(), AtFlags::empty()))?;
         sync(&self.work)
     }
@@ -202,18 +208,18 @@ impl Spool {
     /// Back to `new/` with its updated attempt count and schedule. The new state is durable
     /// before the claim is dropped, so a crash in between leaves a duplicate that
     /// `reclaim_stale` resolves, never a loss.
-    pub fn retry(&self, claim: Claim, signal: &Signal) -> io::Result<()> {
+    pub fn retry<R: Record>(&self, claim: Claim<R>, record: &R) -> io::Result<()> {
         if !exists(&self.work, &claim.name)? {
-            return Ok(()); // reclaimed meanwhile: the signal is someone else's now
+            return Ok(()); // reclaimed meanwhile: the record is someone else's now
         }
-        self.write(&self.new, &format!("{}.json", signal.id), signal.to_json().as_bytes())?;
+        self.write(&self.new, &format!("{}.json", record.id()), record.to_json().as_bytes())?;
         sync(&self.new)?;
         lost_is_fine(rustix::fs::unlinkat(&self.work, claim.name.as_str(), AtFlags::empty()))
     }
 
     /// Refused for good: to `dead/`, with the reason beside it.
-    pub fn bury(&self, claim: Claim, why: &str) -> io::Result<()> {
-        self.bury_entry(&self.work, &claim.name, &claim.signal.id, why)
+    pub fn bury<R: Record>(&self, claim: Claim<R>, why: &str) -> io::Result<()> {
+        self.bury_entry(&self.work, &claim.name, claim.record.id(), why)
     }
 
     fn bury_entry(&self, dir: &OwnedFd, name: &str, id: &str, why: &str) -> io::Result<()> {
