@@ -389,10 +389,11 @@ fn portal(request: &HttpRequest, port: u16) -> Vec<u8> {
             format!("<a class=\"signin\" href=\"/signin?user={0}\">Sign in as {0}</a> ", escape(u))
         })
         .collect();
+    let notice = signed_out_notice(&request.query);
     let signout = "/cgi-bin/dacs_signout";
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Demo portal</title></head><body>\n\
-         <h1>Demo portal (federation DEMO)</h1>\n<p>This page runs on http://127.0.0.1:{port}/ and links to the real \
+         <h1>Demo portal (federation DEMO)</h1>\n{notice}<p>This page runs on http://127.0.0.1:{port}/ and links to the real \
          <code>dacs_signout</code> binary, run as a CGI program.</p>\n<p>{signin}</p>\n\
          <h2>Cookies this browser sent</h2>\n<ul id=\"cookies\">{}</ul>\n\
          <p><a id=\"signout\" href=\"{signout}?DACS_SIGNOUT_HANDLER=/\">Sign out</a> (and come back here) · \
@@ -407,6 +408,28 @@ fn portal(request: &HttpRequest, port: u16) -> Vec<u8> {
         "200 OK",
         &["Content-Type: text/html; charset=utf-8".into(), "Cache-Control: no-store".into()],
         body.as_bytes(),
+    )
+}
+
+/// The portal is the signout handler of "Sign out (and come back here)": the program sends
+/// the browser back with `DACS_VERSION`, `DACS_FEDERATION` and `DACS_JURISDICTION`. Their
+/// presence means a signout happened; say so.
+fn signed_out_notice(query: &[u8]) -> String {
+    let (mut federation, mut jurisdiction) = (None, None);
+    for (name, value) in url::form_urlencoded::parse(query) {
+        match name.as_ref() {
+            "DACS_FEDERATION" => federation = Some(value),
+            "DACS_JURISDICTION" => jurisdiction = Some(value),
+            _ => {}
+        }
+    }
+    let Some(federation) = federation else { return String::new() };
+    let jurisdiction =
+        jurisdiction.map(|j| format!(" (jurisdiction {})", escape(&j))).unwrap_or_default();
+    format!(
+        "<p id=\"notice\" role=\"status\"><strong>Signed out of federation {}{jurisdiction} \u{2014} \
+         the credentials listed below are what your browser still sends.</strong></p>\n",
+        escape(&federation)
     )
 }
 

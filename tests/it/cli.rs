@@ -160,6 +160,36 @@ fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
     assert!(!signout.contains("theme="));
 }
 
+/// "Sign out (and come back here)" lands on the portal with the program's DACS_* arguments:
+/// the portal says so, escaped.
+#[test]
+fn demo_portal_confirms_the_signout_it_came_back_from() {
+    let demo = Demo::start();
+    let back = "/?DACS_VERSION=1.4&DACS_FEDERATION=DEMO&DACS_JURISDICTION=DEMO";
+    let portal = demo.get(back, "theme=dark");
+    assert!(portal.starts_with("HTTP/1.1 200 OK\r\n"), "{portal}");
+    assert!(
+        portal.contains(
+            "Signed out of federation DEMO (jurisdiction DEMO) \u{2014} the credentials listed \
+             below are what your browser still sends"
+        ),
+        "{portal}"
+    );
+    let plain = demo.get("/", "theme=dark");
+    assert!(plain.starts_with("HTTP/1.1 200 OK\r\n") && !plain.contains("Signed out"), "{plain}");
+    let hostile = demo.get(
+        "/?DACS_VERSION=1.4&DACS_FEDERATION=%3Cb%3EX&DACS_JURISDICTION=%22%3E%3Cscript%3E",
+        "",
+    );
+    assert!(
+        hostile.contains(
+            "Signed out of federation &lt;b&gt;X (jurisdiction &quot;&gt;&lt;script&gt;)"
+        ),
+        "{hostile}"
+    );
+    assert!(!hostile.contains("<b>X") && !hostile.contains("<script>"), "{hostile}");
+}
+
 /// A real server hands the program the whole body, and the program answers 413 over 64 KiB;
 /// the demo's own cap is 1 MiB.
 #[test]
