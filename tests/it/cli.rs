@@ -1,8 +1,9 @@
 //! The command line: `--check-config`, `--version`, `demo`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -80,45 +81,242 @@ fn version_help_and_usage() {
     assert_eq!(cli(&["--frobnicate"]).0, 2);
 }
 
+/// `dacs_signout demo --port 0`, killed when dropped.
+struct Demo {
+    child: Child,
+    port: u16,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .args(["demo", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap();
+        Demo { child, port }
+    }
+
+    /// Sends `request` as it is and returns all that came back: empty when the demo closed the
+    /// connection without an answer.
+    fn send(&self, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // The demo may answer before it has read everything: what matters is the answer.
+        let _ = s.write_all(request);
+        // Nothing more comes: a request cut short ends here instead of waiting for a timeout.
+        let _ = s.shutdown(Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    fn get(&self, target: &str, cookie: &str) -> String {
+        self.send(
+            format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of an HTTP answer.
+fn body(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
 /// The README's first command: a local portal, a real CGI child, real HTTP.
 #[test]
 fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .args(["demo", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let port: u16 = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .unwrap();
-    let get = |target: &str, cookie: &str| {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    };
-    let signin = get("/signin?user=alice", "");
+    let demo = Demo::start();
+    let port = demo.port;
+    let signin = demo.get("/signin?user=alice", "");
     assert!(signin.contains("Set-Cookie: DACS:DEMO::DEMO:alice="), "{signin}");
-    assert!(get("/", "DACS:DEMO::DEMO:alice=x").contains("DACS:DEMO::DEMO:alice"));
-    let signout =
-        get("/cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=/", "DACS:DEMO::DEMO:alice=x; theme=dark");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(demo.get("/", "DACS:DEMO::DEMO:alice=x").contains("DACS:DEMO::DEMO:alice"));
+    let signout = demo
+        .get("/cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=/", "DACS:DEMO::DEMO:alice=x; theme=dark");
     assert!(signout.starts_with("HTTP/1.1 302 Found\r\n"), "{signout}");
     assert!(signout.contains(&format!(
         "Location: http://127.0.0.1:{port}/?DACS_VERSION=1.4&DACS_FEDERATION=DEMO&DACS_JURISDICTION=DEMO"
     )));
     assert!(signout.contains("Set-Cookie: DACS:DEMO::DEMO:alice=; Max-Age=0"));
     assert!(!signout.contains("theme="));
+}
+
+/// "Sign out (and come back here)" lands on the portal with the program's DACS_* arguments:
+/// the portal says so, escaped.
+#[test]
+fn demo_portal_confirms_the_signout_it_came_back_from() {
+    let demo = Demo::start();
+    let back = "/?DACS_VERSION=1.4&DACS_FEDERATION=DEMO&DACS_JURISDICTION=DEMO";
+    let portal = demo.get(back, "theme=dark");
+    assert!(portal.starts_with("HTTP/1.1 200 OK\r\n"), "{portal}");
+    assert!(
+        portal.contains(
+            "Signed out of federation DEMO (jurisdiction DEMO) \u{2014} the credentials listed \
+             below are what your browser still sends"
+        ),
+        "{portal}"
+    );
+    let plain = demo.get("/", "theme=dark");
+    assert!(plain.starts_with("HTTP/1.1 200 OK\r\n") && !plain.contains("Signed out"), "{plain}");
+    let hostile = demo.get(
+        "/?DACS_VERSION=1.4&DACS_FEDERATION=%3Cb%3EX&DACS_JURISDICTION=%22%3E%3Cscript%3E",
+        "",
+    );
+    assert!(
+        hostile.contains(
+            "Signed out of federation &lt;b&gt;X (jurisdiction &quot;&gt;&lt;script&gt;)"
+        ),
+        "{hostile}"
+    );
+    assert!(!hostile.contains("<b>X") && !hostile.contains("<script>"), "{hostile}");
+}
+
+/// A real server hands the program the whole body, and the program answers 413 over 64 KiB;
+/// the demo's own cap is 1 MiB.
+#[test]
+fn demo_passes_a_post_body_whole() {
+    let demo = Demo::start();
+    let post = |cookie: &str, body: &str| {
+        demo.send(
+            format!(
+                "POST /cgi-bin/dacs_signout HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let cookie = "DACS:DEMO::DEMO:alice=x; DACS:DEMO::DEMO:bob=y";
+    let small = post(cookie, "FORMAT=JSON&DACS_USERNAME=bob");
+    assert!(small.starts_with("HTTP/1.1 200 OK\r\n"), "{small}");
+    assert!(small.contains("Set-Cookie: DACS:DEMO::DEMO:bob=; Max-Age=0"), "{small}");
+    assert!(!small.contains("Set-Cookie: DACS:DEMO::DEMO:alice="), "{small}");
+
+    let large = post(cookie, &format!("FORMAT=JSON&pad={}", "a".repeat(70 * 1024)));
+    assert!(large.starts_with("HTTP/1.1 413 "), "{}", &large[..large.len().min(300)]);
+    assert!(!large.contains("Set-Cookie"), "{large}");
+
+    let huge = demo.send(
+        b"POST /cgi-bin/dacs_signout HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 2000000\r\n\r\n",
+    );
+    assert!(huge.starts_with("HTTP/1.1 413 "), "{huge}");
+    assert!(body(&huge).contains("1 MiB"), "{huge}");
+}
+
+/// A cookie of another application that is not UTF-8 is left alone by the program; the demo
+/// must pass it on, and the program's own 400 for an oversized Cookie header too.
+#[test]
+fn demo_answers_a_cookie_that_is_not_utf8() {
+    let demo = Demo::start();
+    let cookie: &[u8] = b"DACS:DEMO::DEMO:alice=x; caf\xe9=\xff\xfe; theme=dark";
+    let request = |target: &str, cookie: &[u8]| {
+        let mut request =
+            format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ").into_bytes();
+        request.extend_from_slice(cookie);
+        request.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+        demo.send(&request)
+    };
+    let signout = request("/cgi-bin/dacs_signout?FORMAT=JSON", cookie);
+    assert!(signout.starts_with("HTTP/1.1 200 OK\r\n"), "{signout}");
+    assert!(signout.contains("Set-Cookie: DACS:DEMO::DEMO:alice=; Max-Age=0"), "{signout}");
+    assert_eq!(signout.matches("Set-Cookie:").count(), 1, "{signout}");
+
+    let portal = request("/", cookie);
+    assert!(portal.starts_with("HTTP/1.1 200 OK\r\n"), "{portal}");
+    assert!(portal.contains("<code>DACS:DEMO::DEMO:alice</code>"), "{portal}");
+
+    let oversized = format!("DACS:DEMO::DEMO:alice=x; big={}", "b".repeat(65 * 1024));
+    let refused = request("/cgi-bin/dacs_signout?FORMAT=JSON", oversized.as_bytes());
+    assert!(refused.starts_with("HTTP/1.1 400 "), "{}", &refused[..refused.len().min(300)]);
+    assert!(body(&refused).contains("Cookie header is too large"), "{refused}");
+}
+
+/// A query of 100 KiB that is not UTF-8 gets the program's 400; a query too long for the demo
+/// gets the demo's own. Neither is a dropped connection.
+#[test]
+fn demo_answers_a_huge_query() {
+    let demo = Demo::start();
+    let mut request = b"GET /cgi-bin/dacs_signout?FORMAT=JSON&pad=".to_vec();
+    request.resize(request.len() + 100 * 1024, 0xff);
+    request.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let answer = demo.send(&request);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{}", &answer[..answer.len().min(300)]);
+    assert!(body(&answer).contains("QUERY_STRING"), "{answer}");
+
+    let target = format!("/cgi-bin/dacs_signout?FORMAT=JSON&pad={}", "a".repeat(200 * 1024));
+    let answer = demo.get(&target, "DACS:DEMO::DEMO:alice=x");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{}", &answer[..answer.len().min(300)]);
+    assert!(body(&answer).contains("longer than"), "{answer}");
+}
+
+/// Not HTTP: a 400 that says why, not a portal page nor a closed connection.
+#[test]
+fn demo_answers_a_malformed_request_with_400() {
+    let demo = Demo::start();
+    for request in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /\r\n\r\n",
+        b"GET / HTTP/1.1 extra\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET http://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nCookie: a=\x00\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+    ] {
+        let answer = demo.send(request);
+        let shown = String::from_utf8_lossy(request);
+        assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{shown:?}: {answer}");
+        assert!(!body(&answer).is_empty(), "{shown:?}: {answer}");
+    }
+}
+
+/// The program reads every Fetch Metadata header and the legacy prefetch markers; the demo
+/// forwards them as a real server does (and sets no REMOTE_USER: it authenticates nobody).
+#[test]
+fn demo_forwards_the_headers_the_program_reads() {
+    let demo = Demo::start();
+    let signout = |headers: &str| {
+        demo.send(
+            format!(
+                "GET /cgi-bin/dacs_signout?DACS_SIGNOUT_HANDLER=/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Cookie: DACS:DEMO::DEMO:alice=x\r\n{headers}Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    let cross = "Sec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: navigate\r\n";
+    let clicked = signout(&format!("{cross}Sec-Fetch-Dest: document\r\nSec-Fetch-User: ?1\r\n"));
+    assert!(clicked.starts_with("HTTP/1.1 302 Found\r\n"), "{clicked}");
+    let unclicked = signout(&format!("{cross}Sec-Fetch-Dest: document\r\n"));
+    assert!(unclicked.starts_with("HTTP/1.1 200 OK\r\n"), "{unclicked}");
+    assert!(unclicked.contains("Sign out?") && !unclicked.contains("Set-Cookie"), "{unclicked}");
+    let framed = signout(&format!("{cross}Sec-Fetch-Dest: iframe\r\nSec-Fetch-User: ?1\r\n"));
+    assert!(framed.starts_with("HTTP/1.1 403 "), "{framed}");
+    for prefetch in ["Purpose: prefetch\r\n", "X-Moz: prefetch\r\n", "X-Purpose: preview\r\n"] {
+        let answer = signout(prefetch);
+        assert!(answer.starts_with("HTTP/1.1 403 "), "{prefetch:?}: {answer}");
+        assert!(!answer.contains("Set-Cookie"), "{prefetch:?}: {answer}");
+    }
 }
 
 /// Every configuration an operator may copy passes `--check-config`: each `xml` block of the
