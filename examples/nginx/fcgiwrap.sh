@@ -21,10 +21,12 @@
 #
 # fcgiwrap starts the program with its own environment plus the FastCGI
 # parameters, so the hub's bearer token for the relay is given here, not in
-# nginx.conf: export COMMONS_PROFILES_API_TOKEN before running this script,
-# or read it from a file only root can read by uncommenting the next line
-# (the file holding `COMMONS_PROFILES_API_TOKEN=the-token`).
-#set -a; . /etc/dacs-signout/hub-token.env; set +a
+# nginx.conf.  Started as root, read it from the file only root can read
+# (owner root, mode 0600, the line `COMMONS_PROFILES_API_TOKEN=the-token`;
+# the file the relay timer reads too) by uncommenting the next line: it is
+# read before the switch to www-data.  Never pass the token on a command line
+# (every user sees it in ps).
+#set -a; . /etc/dacs-signout/relay.env; set +a
 umask 002
 if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid=www-data --regid=www-data --init-groups -- \

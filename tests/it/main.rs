@@ -10,6 +10,7 @@ mod errors;
 mod formats;
 mod fuzz_corpus;
 mod handler;
+mod install;
 mod layers;
 mod props;
 mod relay;

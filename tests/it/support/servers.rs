@@ -16,6 +16,11 @@
 //! cannot reach into a build directory under a private home. Started by another user, the
 //! servers (and the program) run as that user.
 //!
+//! A setup can instead take everything from an installation (`tests/it/install.rs`): the
+//! examples from another directory ([`Setup::examples`]), a program and a `dacs.conf` used
+//! where they are ([`Setup::program`], [`Setup::conf_file`]), and the server's directories made
+//! by the README's own commands ([`Setup::make_dirs`]).
+//!
 //! Servers run in the foreground, each in a process group of its own, and are stopped by
 //! process id in `Drop`: SIGTERM to the server, then SIGKILL to whatever is left in its group.
 //! Nothing listens on anything but 127.0.0.1, and no port is fixed. A missing server is a test
@@ -150,7 +155,21 @@ pub struct Setup {
     /// Files under ROOT (test fixtures beside the server's own: a Lua hook, a password file).
     files: Vec<(String, String)>,
     hub_token: Option<String>,
+    /// Uncomment the example's line that passes the token on (set by `hub_token` too).
+    pass_token: bool,
     appended: String,
+    /// Where the templates are (`examples_dir()` unless given).
+    examples: Option<PathBuf>,
+    /// `@BIN@` used where it is, instead of a copy of the built program.
+    program: Option<PathBuf>,
+    /// `@CONF@` used where it is, instead of `ROOT/etc/dacs.conf` written from `conf`.
+    conf_file: Option<PathBuf>,
+    /// Shell lines (with `$ROOT` set) that make the server's directories, instead of the
+    /// harness's own.
+    make_dirs: Option<Vec<String>>,
+    /// A shell line run before the server, in the shell that then becomes it (as Debian's
+    /// apache2ctl sources /etc/apache2/envvars).
+    preamble: Option<String>,
 }
 
 impl ServerKind {
@@ -163,8 +182,14 @@ impl ServerKind {
                 "<!DOCTYPE html><title>test</title><p>static\n".into(),
             )],
             hub_token: None,
+            pass_token: false,
             appended: String::new(),
             files: Vec::new(),
+            examples: None,
+            program: None,
+            conf_file: None,
+            make_dirs: None,
+            preamble: None,
         }
     }
 }
@@ -205,6 +230,48 @@ impl Setup {
     /// line that passes it on to the program: exactly what the example tells an operator to do.
     pub fn hub_token(mut self, token: &str) -> Setup {
         self.hub_token = Some(token.to_owned());
+        self.pass_token = true;
+        self
+    }
+
+    /// Uncomments the example's line that passes the token on, and nothing else: the server's
+    /// environment gets the token some other way (a [`Setup::preamble`]).
+    pub fn pass_token(mut self) -> Setup {
+        self.pass_token = true;
+        self
+    }
+
+    /// The templates from this directory (e.g. the examples an installation put in
+    /// `PREFIX/share/doc/dacs-signout/examples`).
+    pub fn examples(mut self, dir: &Path) -> Setup {
+        self.examples = Some(dir.to_owned());
+        self
+    }
+
+    /// This program as `@BIN@`, run where it is (its directories must let the CGI user in).
+    pub fn program(mut self, path: &Path) -> Setup {
+        self.program = Some(path.to_owned());
+        self
+    }
+
+    /// This file as `@CONF@`, used where it is and as it is.
+    pub fn conf_file(mut self, path: &Path) -> Setup {
+        self.conf_file = Some(path.to_owned());
+        self
+    }
+
+    /// The server's directories made by these shell lines alone (run as the test's user, with
+    /// `ROOT` in the environment), e.g. the README's `install -d` lines; the harness makes
+    /// none of its own.
+    pub fn make_dirs(mut self, lines: &[String]) -> Setup {
+        self.make_dirs = Some(lines.to_vec());
+        self
+    }
+
+    /// A shell line run (by `/bin/sh`, as the test's user) just before the server, which then
+    /// replaces that shell: what the server's environment gets from it, the server has.
+    pub fn preamble(mut self, line: &str) -> Setup {
+        self.preamble = Some(line.to_owned());
         self
     }
 
@@ -240,6 +307,10 @@ pub struct Server {
     pub kind: ServerKind,
     pub port: u16,
     root: PathBuf,
+    /// `@BIN@`, `@CONF@` and where the templates are.
+    bin: PathBuf,
+    conf: PathBuf,
+    examples: PathBuf,
     /// The server, and for nginx then fcgiwrap; stopped in this order.
     processes: Vec<(&'static str, Child)>,
 }
@@ -248,7 +319,11 @@ impl Server {
     fn start(setup: &Setup) -> io::Result<Server> {
         let root = make_root(setup.kind.name())?;
         let port = free_port()?;
-        let mut server = Server { kind: setup.kind, port, root, processes: Vec::new() };
+        let bin = setup.program.clone().unwrap_or_else(|| root.join("cgi-bin/dacs_signout"));
+        let conf = setup.conf_file.clone().unwrap_or_else(|| root.join("etc/dacs.conf"));
+        let examples = setup.examples.clone().unwrap_or_else(examples_dir);
+        let mut server =
+            Server { kind: setup.kind, port, root, bin, conf, examples, processes: Vec::new() };
         server.prepare(setup)?;
         let started = Instant::now();
         server.spawn(setup)?;
@@ -262,7 +337,7 @@ impl Server {
 
     /// `@CONF@`: the program's `DACS_SIGNOUT_CONF`.
     pub fn conf_path(&self) -> PathBuf {
-        self.root.join("etc/dacs.conf")
+        self.conf.clone()
     }
 
     /// A directory the program can write to.
@@ -352,15 +427,19 @@ impl Server {
     }
 
     fn prepare(&self, setup: &Setup) -> io::Result<()> {
-        for dir in ["htdocs", "cgi-bin", "etc"] {
-            make_dir(&self.root.join(dir))?;
-        }
-        // lighttpd opens its logs after dropping privileges, fcgiwrap creates its socket as the
-        // CGI user, and the program writes to var/.
-        for dir in ["logs", "run", "tmp", "var"] {
-            let path = self.root.join(dir);
-            make_dir(&path)?;
-            give_to_cgi_user(&path)?;
+        if let Some(lines) = &setup.make_dirs {
+            self.run_lines(lines)?;
+        } else {
+            for dir in ["htdocs", "cgi-bin", "etc"] {
+                make_dir(&self.root.join(dir))?;
+            }
+            // lighttpd opens its logs after dropping privileges, fcgiwrap creates its socket as
+            // the CGI user, and the program writes to var/.
+            for dir in ["logs", "run", "tmp", "var"] {
+                let path = self.root.join(dir);
+                make_dir(&path)?;
+                give_to_cgi_user(&path)?;
+            }
         }
         let vars = self.vars();
         let pages = setup.pages.iter().map(|(name, text)| (Path::new("htdocs").join(name), text));
@@ -370,10 +449,32 @@ impl Server {
             fs::create_dir_all(path.parent().expect("a page has a directory"))?;
             fs::write(&path, fill(text, &vars))?;
         }
-        self.write_conf(&setup.conf, &vars)?;
-        let bin = self.root.join("cgi-bin/dacs_signout");
-        fs::copy(super::BIN, &bin)?;
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))
+        if setup.conf_file.is_none() {
+            self.write_conf(&setup.conf, &vars)?;
+        }
+        if setup.program.is_some() {
+            return Ok(());
+        }
+        fs::copy(super::BIN, &self.bin)?;
+        fs::set_permissions(&self.bin, fs::Permissions::from_mode(0o755))
+    }
+
+    /// Runs shell lines with `ROOT` set, stopping at the first that fails.
+    fn run_lines(&self, lines: &[String]) -> io::Result<()> {
+        let script = format!("set -eu\n{}\n", lines.join("\n"));
+        let out = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .env("ROOT", &self.root)
+            .stdin(Stdio::null())
+            .output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(io::Error::other(format!(
+            "{script}failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )))
     }
 
     fn vars(&self) -> Vec<(&'static str, String)> {
@@ -381,7 +482,7 @@ impl Server {
         vec![
             ("@PORT@", self.port.to_string()),
             ("@ROOT@", self.root.display().to_string()),
-            ("@BIN@", self.root.join("cgi-bin/dacs_signout").display().to_string()),
+            ("@BIN@", self.bin.display().to_string()),
             ("@CONF@", self.conf_path().display().to_string()),
             ("@CGI_MODULE@", module.to_owned()),
         ]
@@ -389,9 +490,9 @@ impl Server {
 
     /// Renders an example into ROOT, as the setup asks.
     fn render(&self, setup: &Setup, template: &str) -> io::Result<PathBuf> {
-        let mut text = fs::read_to_string(examples_dir().join(template))?;
+        let mut text = fs::read_to_string(self.examples.join(template))?;
         if template == self.kind.template() {
-            if let (Some(_), Some(line)) = (&setup.hub_token, self.kind.token_line()) {
+            if let (true, Some(line)) = (setup.pass_token, self.kind.token_line()) {
                 text = uncomment(&text, line)?;
             }
             text.push_str(&setup.appended);
@@ -412,23 +513,23 @@ impl Server {
             ServerKind::ApacheCgid | ServerKind::ApacheCgi => {
                 let mut cmd = Command::new("/usr/sbin/apache2");
                 cmd.arg("-f").arg(&conf).arg("-DFOREGROUND");
-                self.spawn_logged("apache2", cmd, &env)?;
+                self.spawn_logged("apache2", cmd, &env, setup.preamble.as_deref())?;
             }
             ServerKind::Lighttpd => {
                 let mut cmd = Command::new("/usr/sbin/lighttpd");
                 cmd.arg("-D").arg("-f").arg(&conf);
-                self.spawn_logged("lighttpd", cmd, &env)?;
+                self.spawn_logged("lighttpd", cmd, &env, setup.preamble.as_deref())?;
             }
             ServerKind::Nginx => {
                 let script = self.render(setup, "nginx/fcgiwrap.sh")?;
                 let mut cmd = Command::new("/bin/sh");
                 cmd.arg(&script);
-                self.spawn_logged("fcgiwrap", cmd, &env)?;
+                self.spawn_logged("fcgiwrap", cmd, &env, setup.preamble.as_deref())?;
                 self.wait_for_socket(&self.root.join("run/fcgiwrap.sock"))?;
                 let mut cmd = Command::new("/usr/sbin/nginx");
                 cmd.arg("-p").arg(format!("{}/", self.root.display())).arg("-c").arg(&conf);
                 cmd.args(["-g", "daemon off;"]);
-                self.spawn_logged("nginx", cmd, &[])?;
+                self.spawn_logged("nginx", cmd, &[], None)?;
                 // Stopped first: nginx, then fcgiwrap.
                 self.processes.rotate_right(1);
             }
@@ -441,9 +542,21 @@ impl Server {
     fn spawn_logged(
         &mut self,
         name: &'static str,
-        mut cmd: Command,
+        cmd: Command,
         env: &[(String, String)],
+        preamble: Option<&str>,
     ) -> io::Result<()> {
+        let mut cmd = match preamble {
+            None => cmd,
+            // `sh -c 'PREAMBLE; exec "$0" "$@"' PROGRAM ARGS...`: the shell becomes the server
+            // (same process id, same group).
+            Some(line) => {
+                let mut shell = Command::new("/bin/sh");
+                shell.arg("-c").arg(format!("{line}\nexec \"$0\" \"$@\""));
+                shell.arg(cmd.get_program()).args(cmd.get_args());
+                shell
+            }
+        };
         let out = fs::File::create(self.root.join("logs").join(format!("{name}.out")))?;
         cmd.env_clear()
             .envs(BASE_ENV.iter().copied())
