@@ -30,6 +30,9 @@ pub enum Kind {
     UnsupportedMediaType,
     /// The configuration cannot be used, or an internal invariant failed.
     Internal,
+    /// Nothing could keep what the request asked (the receiver: neither the registry nor the
+    /// spool).
+    Unavailable,
 }
 
 impl Error {
@@ -67,6 +70,10 @@ impl Error {
         Error::internal("the signout service is misconfigured", detail)
     }
 
+    pub fn unavailable(message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error { kind: Kind::Unavailable, message: message.into(), detail: Some(detail.into()) }
+    }
+
     /// Something that should not happen did; `detail` goes to the log only.
     pub fn internal(message: impl Into<String>, detail: impl Into<String>) -> Self {
         Error { kind: Kind::Internal, message: message.into(), detail: Some(detail.into()) }
@@ -87,6 +94,7 @@ impl Error {
             Kind::PayloadTooLarge => (413, "Content Too Large"),
             Kind::UnsupportedMediaType => (415, "Unsupported Media Type"),
             Kind::Internal => (500, "Internal Server Error"),
+            Kind::Unavailable => (503, "Service Unavailable"),
         }
     }
 

@@ -35,14 +35,18 @@ mod error;
 mod log;
 mod policy;
 mod process;
+mod receiver;
+pub mod registry;
 mod relay;
 mod render;
+mod safe_fs;
 mod signout;
 mod spool;
 mod time;
 mod urls;
 mod version;
 
+use std::io::Write;
 use std::path::Path;
 
 pub use cgi::Env;
@@ -86,6 +90,64 @@ fn cgi_request(env: &Env, io: Streams, context: Context) -> i32 {
     if written.is_err() { 1 } else { outcome.exit_code() }
 }
 
+/// `dacs_logout_receiver`: the receiver (§11), a CGI program.
+pub fn receiver(env: &Env, _args: &[String], io: Streams) -> i32 {
+    let context =
+        Context { clock: &time::SystemClock, default_conf: Path::new(config::DEFAULT_PATH) };
+    receiver_request(env, io, context)
+}
+
+fn receiver_request(env: &Env, io: Streams, context: Context) -> i32 {
+    let config = config::Config::load(env, context.default_conf);
+    let (response, outcome) = receiver::serve(env, io.stdin, &config, context.clock.now());
+    let bytes = response.to_bytes(false).unwrap_or_else(|e| {
+        render::error(&e, cgi::Format::Json)
+            .to_bytes(false)
+            .expect("error pages have clean headers")
+    });
+    let written = io.stdout.write_all(&bytes).and_then(|()| io.stdout.flush());
+    let _ = io.stderr.write_all(outcome.log_line().as_bytes());
+    if written.is_err() { 1 } else { outcome.exit_code() }
+}
+
+/// The start of every program: `SIGPIPE` ignored (a client that went away makes a write fail,
+/// not kill the process), argv and the environment read, the standard streams locked, `role`
+/// run. The programs' C entry points call it: they skip the Rust runtime's start-up, which
+/// costs a CGI program more than its work (`src/main.rs`).
+///
+/// # Safety
+///
+/// `argv` must hold `argc` valid pointers to NUL-terminated strings, alive for the whole
+/// process, as the C runtime passes them to `main`.
+#[allow(unsafe_code)] // audited: `signal` and reading argv, once, before any thread exists
+pub unsafe fn start(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+    role: fn(&Env, &[String], Streams) -> i32,
+) -> i32 {
+    // SAFETY: `signal` with `SIG_IGN` installs no handler code; it only changes the
+    // disposition of SIGPIPE, as std's runtime start-up does, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let args: Vec<String> = (1..usize::try_from(argc).unwrap_or(0))
+        // SAFETY: the caller passes `argc` valid pointers to NUL-terminated strings in `argv`.
+        .map(|i| unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) }.to_string_lossy().into_owned())
+        .collect();
+    let env = Env::from_os(std::env::vars_os());
+    let mut stdout = std::io::stdout().lock();
+    let streams = Streams {
+        stdin: &mut std::io::stdin().lock(),
+        stdout: &mut stdout,
+        stderr: &mut std::io::stderr().lock(),
+    };
+    let code = role(&env, &args, streams);
+    // std's runtime would flush stdout at exit; without it, flush here (a failure changes
+    // nothing: the CGI path has already flushed and reported its own write errors).
+    let _ = stdout.flush();
+    code
+}
+
 /// What the test suite, the benchmarks and the fuzz targets reach into. Not an API: it
 /// changes with the code.
 #[doc(hidden)]
@@ -100,7 +162,7 @@ pub mod testing {
     pub use crate::relay::signal::Signal;
     pub use crate::signout::{Outcome, Served, serve};
     pub use crate::spool::{Claim, Record, Spool};
-    pub use crate::time::{Clock, Fixed, SystemClock, from_unix_secs, unix_secs};
+    pub use crate::time::{Clock, Fixed, SystemClock, from_unix_secs, rfc3339, unix_secs};
 
     /// [`crate::run`] in a context of the caller's choosing: the configuration path the
     /// programs fall back to (`/etc/dacs-signout/dacs.conf`) may exist on the test machine.

@@ -9,20 +9,20 @@
 //! dead/  refused for good, too old, or not a record at all: ID.json (+ ID.why)
 //! ```
 //!
-//! The spool is trusted only as far as its path can be (§9): its root is reached from `/`
-//! one component at a time without following a symbolic link, and refused when it or an
-//! ancestor could be changed by another user (owned by someone other than root or this user,
-//! or writable by group or others without the sticky bit). Everything after that is done
-//! relative to the directories' descriptors (`openat`, `renameat`, `unlinkat`), never
-//! following a link, so nobody can steer a path between the check and the use.
+//! The spool is trusted only as far as its path can be (§9, [`crate::safe_fs`]). Everything
+//! after that check is done relative to the directories' descriptors (`openat`, `renameat`,
+//! `unlinkat`), never following a link, so nobody can steer a path between the check and the
+//! use.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
+
+use crate::safe_fs;
 
 /// What the spool holds: a record with an id (its file name) that reads back as written.
 pub trait Record: Sized {
@@ -70,10 +70,10 @@ impl Spool {
     }
 
     fn at(path: &Path, create: bool, quota: usize) -> io::Result<Spool> {
-        let (parent, name) = split(path)?;
-        let parent = trusted_dir(parent)?;
-        let root = own_dir(&parent, name, create, path)?;
-        let sub = |name: &str| own_dir(&root, name, create, &path.join(name));
+        let (parent, name) = safe_fs::split(path)?;
+        let parent = safe_fs::trusted_dir(parent)?;
+        let root = safe_fs::own_dir(&parent, name, create, path)?;
+        let sub = |name: &str| safe_fs::own_dir(&root, name, create, &path.join(name));
         Ok(Spool {
             tmp: sub("tmp")?,
             new: sub("new")?,
@@ -276,146 +276,8 @@ impl Spool {
 
     /// The delivery log in the spool (`relay.log`): appended to, never followed if a link.
     pub fn log(&self) -> io::Result<File> {
-        append_only(&self.root, "relay.log")
+        safe_fs::append_only(&self.root, "relay.log")
     }
-}
-
-/// A log file elsewhere (`RELAY_LOG`), reached as the spool is: a trusted directory, then the
-/// file without following a link.
-pub fn open_log(path: &Path) -> io::Result<File> {
-    let (parent, name) = split(path)?;
-    append_only(&trusted_dir(parent)?, name)
-}
-
-fn append_only(dir: &OwnedFd, name: &str) -> io::Result<File> {
-    let flags = OFlags::WRONLY
-        | OFlags::APPEND
-        | OFlags::CREATE
-        | OFlags::NOFOLLOW
-        | OFlags::CLOEXEC
-        | OFlags::NONBLOCK;
-    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600))?;
-    if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{name} is not a regular file"),
-        ));
-    }
-    Ok(File::from(fd))
-}
-
-/// An absolute path's parent and last component (UTF-8).
-fn split(path: &Path) -> io::Result<(&Path, &str)> {
-    let invalid = |why: &str| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {why}", path.display()))
-    };
-    if !path.is_absolute() {
-        return Err(invalid("not an absolute path"));
-    }
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| invalid("no file name"))?;
-    Ok((path.parent().unwrap_or(Path::new("/")), name))
-}
-
-/// `dir`, reached from `/` one component at a time without following a link, each directory
-/// on the way one that only root or this user can change.
-fn trusted_dir(dir: &Path) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut fd = rustix::fs::openat(rustix::fs::CWD, "/", flags, Mode::empty())?;
-    let mut walked = PathBuf::from("/");
-    check_ancestor(&fd, &walked)?;
-    for component in dir.components() {
-        match component {
-            Component::RootDir | Component::CurDir => continue,
-            Component::Normal(name) => {
-                walked.push(name);
-                fd = rustix::fs::openat(&fd, name, flags, Mode::empty())
-                    .map_err(|e| not_a_plain_directory(e, &fd, name, &walked))?;
-                check_ancestor(&fd, &walked)?;
-            }
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{}: '..' is not allowed in the path", dir.display()),
-                ));
-            }
-        }
-    }
-    Ok(fd)
-}
-
-/// Why `parent/name` could not be opened as a directory, in words (a link says so).
-fn not_a_plain_directory(
-    e: rustix::io::Errno,
-    parent: &OwnedFd,
-    name: impl rustix::path::Arg,
-    path: &Path,
-) -> io::Error {
-    let link = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Symlink);
-    match e {
-        _ if link => io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("{} is a symbolic link (refused: a link can be swapped)", path.display()),
-        ),
-        e => io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", path.display())),
-    }
-}
-
-/// An ancestor of the spool: owned by root or this user, and writable by nobody else unless
-/// sticky (as `/tmp` is: there nobody can rename or remove another's entry).
-fn check_ancestor(fd: &OwnedFd, path: &Path) -> io::Result<()> {
-    let stat = rustix::fs::fstat(fd)?;
-    let me = rustix::process::geteuid().as_raw();
-    let owner_ok = stat.st_uid == 0 || stat.st_uid == me;
-    let shared = stat.st_mode & 0o022 != 0;
-    let sticky = stat.st_mode & 0o1000 != 0;
-    if owner_ok && (!shared || sticky) {
-        Ok(())
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} can be changed by another user (owner {}, mode {:o})",
-                path.display(),
-                stat.st_uid,
-                stat.st_mode & 0o7777
-            ),
-        ))
-    }
-}
-
-/// `parent/name` as a directory of this user's that nobody else may write (created, mode
-/// 0700, when `create` and missing).
-fn own_dir(parent: &OwnedFd, name: &str, create: bool, path: &Path) -> io::Result<OwnedFd> {
-    if create {
-        match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::Error::from(e).kind(),
-                    format!("{}: {e}", path.display()),
-                ));
-            }
-        }
-    }
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(parent, name, flags, Mode::empty())
-        .map_err(|e| not_a_plain_directory(e, parent, name, path))?;
-    let stat = rustix::fs::fstat(&fd)?;
-    let me = rustix::process::geteuid().as_raw();
-    if stat.st_uid != me || stat.st_mode & 0o022 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} must belong to this user (uid {me}) and not be writable by group or others \
-                 (owner {}, mode {:o}); run the relay as the web server's user",
-                path.display(),
-                stat.st_uid,
-                stat.st_mode & 0o7777
-            ),
-        ));
-    }
-    Ok(fd)
 }
 
 /// A record: a regular file (not a link, a directory or a FIFO that would block), at most

@@ -31,6 +31,11 @@ pub fn unix_secs(time: SystemTime) -> u64 {
     since_epoch(time).as_secs()
 }
 
+/// Unix milliseconds (0 for a time before 1970).
+pub fn unix_millis(time: SystemTime) -> u64 {
+    u64::try_from(since_epoch(time).as_millis()).unwrap_or(u64::MAX)
+}
+
 fn since_epoch(time: SystemTime) -> Duration {
     time.duration_since(UNIX_EPOCH).unwrap_or_default()
 }
@@ -78,6 +83,7 @@ mod tests {
     fn unix_conversions() {
         let t = from_unix_secs(1_700_000_000);
         assert_eq!(unix_secs(t), 1_700_000_000);
+        assert_eq!(unix_millis(t + Duration::from_millis(5)), 1_700_000_000_005);
         assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 }

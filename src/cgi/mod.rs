@@ -2,6 +2,7 @@
 //! and the response bytes. Everything past this module works on validated values.
 
 pub mod args;
+pub mod body;
 pub mod env;
 pub mod format;
 pub mod request;
@@ -9,5 +10,5 @@ pub mod response;
 
 pub use env::Env;
 pub use format::Format;
-pub use request::{FetchMetadata, Method, Request};
+pub use request::{FetchMetadata, Method, Request, server};
 pub use response::Response;

@@ -1,17 +1,14 @@
 //! From the environment snapshot and stdin to a validated `Request`.
 
-use std::io::{self, Read};
+use std::io::Read;
 
 use super::args::Arguments;
+use super::body::read_body;
 use super::env::Env;
 use super::format::Format;
 use crate::credentials::CookieSyntax;
 use crate::error::Error;
 
-/// The largest request body read (§2).
-pub const MAX_BODY: usize = 64 * 1024;
-/// How much of an oversized body is read and dropped before the 413.
-const MAX_DISCARD: u64 = 16 * 1024 * 1024;
 /// The largest `Cookie` header accepted (§2).
 pub const MAX_COOKIE_HEADER: usize = 64 * 1024;
 
@@ -175,35 +172,9 @@ fn method(env: &Env) -> Result<Method, Error> {
 
 /// The media type of `CONTENT_TYPE`, parameters left out; `None` when there is none (nginx
 /// passes it empty).
-fn media_type(env: &Env) -> Option<&str> {
+pub fn media_type(env: &Env) -> Option<&str> {
     let media = env.soft("CONTENT_TYPE")?.split(';').next().unwrap_or("").trim();
     (!media.is_empty()).then_some(media)
-}
-
-fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
-    let length = match env.text("CONTENT_LENGTH")?.map(str::trim) {
-        None | Some("") => return Ok(Vec::new()),
-        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => text,
-        Some(_) => return Err(Error::bad_request("CONTENT_LENGTH is not a number")),
-    };
-    // Any number too large for usize is certainly over the cap.
-    let length = length.parse::<usize>().unwrap_or(usize::MAX);
-    if length > MAX_BODY {
-        // Read (and drop) what the client sends before answering: a CGI program that exits
-        // with its stdin unread makes Apache's mod_cgid drop the connection ("Empty reply from
-        // server") instead of sending the 413.
-        let _ = io::copy(&mut body.take(MAX_DISCARD), &mut io::sink());
-        return Err(Error::too_large("the request body is larger than 64 KiB"));
-    }
-    let mut buffer = Vec::with_capacity(length);
-    body.take(length as u64).read_to_end(&mut buffer).map_err(|e| {
-        Error::bad_request("the request body could not be read").with_detail(e.to_string())
-    })?;
-    if buffer.len() < length {
-        return Err(Error::bad_request("the request body is shorter than CONTENT_LENGTH")
-            .with_detail(format!("read {} of {} bytes", buffer.len(), length)));
-    }
-    Ok(buffer)
 }
 
 fn signout_args(args: &Arguments) -> Result<SignoutArgs, Error> {
@@ -248,7 +219,7 @@ fn fetch_metadata(env: &Env) -> FetchMetadata {
     }
 }
 
-fn server(env: &Env) -> Server {
+pub fn server(env: &Env) -> Server {
     let https = env
         .soft("HTTPS")
         .is_some_and(|v| ["on", "1", "yes"].iter().any(|t| v.eq_ignore_ascii_case(t)));

@@ -53,8 +53,8 @@ pub fn run(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
         }
     }
     if let Ok(spools) = config.relay_spools() {
-        for settings in &spools {
-            relay_check(&config, settings, env, out, &mut problems);
+        for spooled in &spools {
+            relay_check(&config, &spooled.relay, env, out, &mut problems);
         }
     }
     for problem in &problems {

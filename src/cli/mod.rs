@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+mod registry;
 
 use std::io::Write;
 use std::path::Path;
@@ -10,9 +11,9 @@ use std::path::Path;
 use crate::cgi::Env;
 use crate::config::{self, Config};
 use crate::process::{Context, Streams};
-use crate::relay::Route;
 use crate::relay::journal::Journal;
 use crate::relay::transport::Http;
+use crate::relay::{Courier, RegistryAccess, Route};
 use crate::spool::Spool;
 use crate::time::Clock;
 use crate::version::VERSION;
@@ -22,6 +23,9 @@ usage: dacs_signout --check-config [FILE]   check a configuration (default: $DAC
                                            else /etc/dacs-signout/dacs.conf, else the built-in demo)
        dacs_signout relay [--now]            deliver the spooled hub signals that are due (--now: all)
        dacs_signout demo [--port N]          serve a local demo portal on 127.0.0.1 (default port 8421)
+       dacs_signout registry show USER | revoke-user USER [--at UNIX_SECS] | unrevoke-user USER
+                             | revoke FINGERPRINT USER | unrevoke FINGERPRINT | purge
+                             [--jurisdiction HOST/PATH]   inspect and correct the registry
        dacs_signout --version | --help
 
 Run by a web server (GATEWAY_INTERFACE set), dacs_signout is the DACS signout CGI program and
@@ -61,6 +65,19 @@ pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
             Ok(port) => demo::run(env, port, stdout, stderr),
             Err(_) => usage_error(stderr, &format!("not a port number: {port}")),
         },
+        ["registry", rest @ ..] => match load(None) {
+            Err((source, e)) => {
+                let _ = writeln!(stderr, "dacs_signout registry: {source}: {e}");
+                1
+            }
+            Ok(config) => match registry::run(&config, env, clock, rest, stdout) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(stderr, "dacs_signout registry: {e}");
+                    1
+                }
+            },
+        },
         [] => {
             usage_error(stderr, "not run as CGI (GATEWAY_INTERFACE is unset) and no command given")
         }
@@ -99,22 +116,23 @@ fn relay(
     };
     // Where records may be sent, and with which token: this configuration's hubs only.
     let mut routes: Vec<Route> = Vec::new();
-    for route in spools.iter().filter_map(|s| crate::relay::route(env, s)) {
+    for route in spools.iter().filter_map(|s| crate::relay::route(env, &s.relay)) {
         if !routes.iter().any(|r| r.endpoint == route.endpoint) {
             routes.push(route);
         }
     }
-    if routes.is_empty() {
+    if routes.is_empty() && spools.iter().all(|s| s.registry.is_none()) {
         let _ = writeln!(
             stdout,
-            "dacs_signout relay: {}: no hub is configured (IDMS_BASE_API_URL, PROFILES_API_URL): \
-             nothing to relay",
+            "dacs_signout relay: {}: no hub (IDMS_BASE_API_URL, PROFILES_API_URL) and no REGISTRY \
+             is configured: nothing to relay",
             config.source
         );
         return 0;
     }
     let mut code = 0;
-    for settings in spools {
+    for spooled in &spools {
+        let settings = &spooled.relay;
         let dir = Path::new(&settings.spool_dir);
         let spool = match Spool::open(dir, settings.spool_max) {
             Ok(spool) => spool,
@@ -134,21 +152,31 @@ fn relay(
             }
         };
         let journal = Journal::open(settings.log.as_deref().map(Path::new), Some(&spool));
-        let stale_after = crate::relay::stale_after(&settings);
-        let drained =
-            crate::relay::drain(&spool, &routes, &Http, env, clock, force, stale_after, &journal);
-        match drained {
+        let registry =
+            spooled.registry.as_ref().map(|r| RegistryAccess::new(r, &spooled.federation));
+        let courier = Courier {
+            routes: &routes,
+            registry: registry.as_ref(),
+            transport: &Http,
+            env,
+            clock,
+            journal: &journal,
+            deadline: None,
+        };
+        match crate::relay::drain(&courier, &spool, force, crate::relay::stale_after(settings)) {
             Ok(c) => {
                 let _ = writeln!(
                     stdout,
-                    "dacs_signout relay: {}: delivered={} retried={} dead={} not_due={} busy={} reclaimed={}",
+                    "dacs_signout relay: {}: delivered={} retried={} dead={} not_due={} busy={} \
+                     reclaimed={} revoked={}",
                     settings.spool_dir,
                     c.delivered,
                     c.retried,
                     c.dead,
                     c.not_due,
                     c.busy,
-                    c.reclaimed
+                    c.reclaimed,
+                    c.revoked
                 );
             }
             Err(e) => {

@@ -12,7 +12,6 @@ pub use parse::{Directive, KNOWN_DIRECTIVES, Section, Skipped};
 pub use settings::Settings;
 
 use crate::cgi::Env;
-use crate::relay;
 use crate::urls;
 
 /// Where the configuration is looked for when `DACS_SIGNOUT_CONF` is unset.
@@ -194,12 +193,12 @@ impl Config {
 
     /// The relay settings of every section (`Default`, then each `Jurisdiction` over it), one
     /// per spool directory: what `relay` drains and `--check-config` checks.
-    pub fn relay_spools(&self) -> Result<Vec<relay::Settings>, Problems> {
-        let mut spools: Vec<relay::Settings> = Vec::new();
+    pub fn relay_spools(&self) -> Result<Vec<settings::Spooled>, Problems> {
+        let mut spools: Vec<settings::Spooled> = Vec::new();
         for section in std::iter::once(None).chain(self.jurisdictions.iter().map(Some)) {
-            let settings = settings::relay_settings(&self.default, section).map_err(Problems)?;
-            if !spools.iter().any(|seen| seen.spool_dir == settings.spool_dir) {
-                spools.push(settings);
+            let spooled = settings::spooled(&self.default, section).map_err(Problems)?;
+            if !spools.iter().any(|seen| seen.relay.spool_dir == spooled.relay.spool_dir) {
+                spools.push(spooled);
             }
         }
         Ok(spools)

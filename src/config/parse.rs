@@ -32,6 +32,15 @@ pub const KNOWN_DIRECTIVES: &[&str] = &[
     "RELAY_SEND_LOGOUT_AT",
     "RELAY_SPOOL_MAX",
     "SIGNOUT_CLIENT",
+    "REGISTRY",
+    "REGISTRY_KEY_ENV",
+    "REGISTRY_PASSWORD_ENV",
+    "REGISTRY_TTL_SECS",
+    "RECEIVER_TOKEN_ENV",
+    "RECEIVER_USERNAME_MAP",
+    "IDLE_TIMEOUT_SECS",
+    "GUARD_ON_STORE_ERROR",
+    "GUARD_REFUSAL_STATUS",
 ];
 
 /// Directives of DACS itself (`dacs.conf(5)`) that this program does not read: never taken for

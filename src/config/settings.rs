@@ -9,6 +9,7 @@ use crate::credentials::{CookieAttributes, CookieSyntax, NameCompare};
 use crate::policy::Rules;
 use crate::policy::driveby::CrossSite;
 use crate::policy::handler::{AllowRule, HandlerDirective, check_pattern, regex_error};
+use crate::registry;
 use crate::relay::{self, RelayIdentity, UsernameMap};
 use crate::urls;
 
@@ -17,6 +18,41 @@ use crate::urls;
 pub struct Settings {
     pub rules: Rules,
     pub relay: relay::Settings,
+    /// `REGISTRY` and its companions; `None` when no registry is configured.
+    pub registry: Option<registry::Settings>,
+    pub receiver: Receiver,
+    pub guard: Guard,
+}
+
+/// The receiver's directives (§11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receiver {
+    /// `RECEIVER_TOKEN_ENV` (repeatable): the variables holding the tokens a hub may present;
+    /// several at once for a rotation.
+    pub token_envs: Vec<String>,
+    /// `RECEIVER_USERNAME_MAP`: network username to `JUR:USER` forms.
+    pub username_map: Option<UsernameMap>,
+}
+
+/// What the guard does when the registry cannot be read (§13).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// Pass the request (logged, counted): a registry outage is not a site outage.
+    #[default]
+    Allow,
+    /// Refuse it.
+    Deny,
+}
+
+/// The guard's directives (§13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    /// `IDLE_TIMEOUT_SECS`.
+    pub idle_secs: Option<u64>,
+    /// `GUARD_ON_STORE_ERROR`.
+    pub on_store_error: OnStoreError,
+    /// `GUARD_REFUSAL_STATUS`: 401 (default) or 403.
+    pub refusal_status: u16,
 }
 
 /// Directive lookup: the `Jurisdiction` section overrides `Default`. Every problem met is
@@ -157,7 +193,10 @@ impl Settings {
         let layers = Layers::new(default, jurisdiction);
         let rules = rules(&layers);
         let relay = relay(&layers);
-        layers.finish(Settings { rules, relay })
+        let registry = registry(&layers);
+        let receiver = receiver(&layers);
+        let guard = guard(&layers);
+        layers.finish(Settings { rules, relay, registry, receiver, guard })
     }
 }
 
@@ -195,14 +234,129 @@ pub fn compile_problems(section: &Section) -> Vec<ConfigError> {
     problems
 }
 
-/// The relay directives of `Default`, overridden by a `Jurisdiction` section's.
-pub fn relay_settings(
+fn variable_name(v: &str) -> Option<String> {
+    let ok = v.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    ok.then(|| v.to_owned())
+}
+
+/// `REGEX => REPLACEMENT`, its expression checked.
+fn username_map(layers: &Layers, name: &str) -> Option<UsernameMap> {
+    let d = layers.get(name)?;
+    let Some((pattern, replacement)) = d.value.split_once("=>") else {
+        layers.problem(invalid(d, "REGEX => REPLACEMENT"));
+        return None;
+    };
+    let pattern = pattern.trim();
+    if let Err(why) = check_pattern(pattern) {
+        layers.problem(ConfigError::at(d.line, format!("{name}: {pattern:?}: {why}")));
+        return None;
+    }
+    Some(UsernameMap { pattern: pattern.to_owned(), replacement: replacement.trim().to_owned() })
+}
+
+fn registry(layers: &Layers) -> Option<registry::Settings> {
+    let location = layers.get("REGISTRY").and_then(|d| {
+        registry::Location::parse(&d.value)
+            .map_err(|why| layers.problem(ConfigError::at(d.line, format!("REGISTRY: {why}"))))
+            .ok()
+    })?;
+    // A sighting must outlive the credential it stands for: expired first, a revoked
+    // credential would look new, and pass. DACS's own lifetime directive is the default.
+    let lifetime = layers
+        .get("AUTH_CREDENTIALS_DEFAULT_LIFETIME_SECS")
+        .and_then(|d| seconds(&d.value))
+        .unwrap_or(86_400);
+    Some(registry::Settings {
+        location,
+        key_env: layers.parsed(
+            "REGISTRY_KEY_ENV",
+            "DACS_REGISTRY_KEY".to_owned(),
+            variable_name,
+            "an environment variable name",
+        ),
+        password_env: layers.parsed(
+            "REGISTRY_PASSWORD_ENV",
+            None,
+            |v| variable_name(v).map(Some),
+            "an environment variable name",
+        ),
+        ttl_secs: layers.parsed(
+            "REGISTRY_TTL_SECS",
+            lifetime,
+            seconds,
+            "a positive number of seconds",
+        ),
+    })
+}
+
+fn receiver(layers: &Layers) -> Receiver {
+    let mut token_envs: Vec<String> = layers
+        .all("RECEIVER_TOKEN_ENV")
+        .into_iter()
+        .filter_map(|d| {
+            variable_name(&d.value).or_else(|| {
+                layers.problem(invalid(d, "an environment variable name"));
+                None
+            })
+        })
+        .collect();
+    if token_envs.is_empty() {
+        token_envs.push("DACS_RECEIVER_TOKEN".to_owned());
+    }
+    Receiver { token_envs, username_map: username_map(layers, "RECEIVER_USERNAME_MAP") }
+}
+
+fn guard(layers: &Layers) -> Guard {
+    Guard {
+        idle_secs: layers.parsed(
+            "IDLE_TIMEOUT_SECS",
+            None,
+            |v| seconds(v).map(Some),
+            "a positive number of seconds",
+        ),
+        on_store_error: layers.parsed(
+            "GUARD_ON_STORE_ERROR",
+            OnStoreError::Allow,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "allow" => Some(OnStoreError::Allow),
+                "deny" => Some(OnStoreError::Deny),
+                _ => None,
+            },
+            "allow or deny",
+        ),
+        refusal_status: layers.parsed(
+            "GUARD_REFUSAL_STATUS",
+            401,
+            |v| match v {
+                "401" => Some(401),
+                "403" => Some(403),
+                _ => None,
+            },
+            "401 or 403",
+        ),
+    }
+}
+
+/// What a drain of one spool needs of its section: where its records go (the hub, the
+/// registry) and for which federation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spooled {
+    pub relay: relay::Settings,
+    pub registry: Option<registry::Settings>,
+    pub federation: String,
+}
+
+/// The relay and registry directives of `Default`, overridden by a `Jurisdiction` section's
+/// (a section whose other directives are wrong still has its spool drained).
+pub fn spooled(
     default: &Section,
     jurisdiction: Option<&Section>,
-) -> Result<relay::Settings, Vec<ConfigError>> {
+) -> Result<Spooled, Vec<ConfigError>> {
     let layers = Layers::new(default, jurisdiction);
-    let settings = relay(&layers);
-    layers.finish(settings)
+    let federation = layers.get("FEDERATION_NAME").map_or_else(String::new, |d| d.value.clone());
+    let spooled = Spooled { relay: relay(&layers), registry: registry(&layers), federation };
+    layers.finish(spooled)
 }
 
 fn rules(layers: &Layers) -> Rules {
@@ -349,29 +503,10 @@ fn relay(layers: &Layers) -> relay::Settings {
     let token_env = layers.parsed(
         "IDMS_API_TOKEN_ENV",
         "COMMONS_PROFILES_API_TOKEN".to_owned(),
-        |v| {
-            let ok = v.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            ok.then(|| v.to_owned())
-        },
+        variable_name,
         "an environment variable name",
     );
-    let username_map = layers.get("RELAY_USERNAME_MAP").and_then(|d| {
-        let Some((pattern, replacement)) = d.value.split_once("=>") else {
-            layers.problem(invalid(d, "REGEX => REPLACEMENT"));
-            return None;
-        };
-        let pattern = pattern.trim();
-        if let Err(why) = check_pattern(pattern) {
-            let problem = format!("RELAY_USERNAME_MAP: {pattern:?}: {why}");
-            layers.problem(ConfigError::at(d.line, problem));
-            return None;
-        }
-        Some(UsernameMap {
-            pattern: pattern.to_owned(),
-            replacement: replacement.trim().to_owned(),
-        })
-    });
+    let username_map = username_map(layers, "RELAY_USERNAME_MAP");
     // Absolute: a spool is reached from `/` (it is where the checks start).
     let path = |v: &str| (v.starts_with('/') && !v.contains('\0')).then(|| v.to_owned());
     let identity = layers.parsed(

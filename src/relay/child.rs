@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::drain::{Counts, Courier};
+use super::drain::{Counts, Courier, Entry};
 use super::journal::Journal;
 use super::signal::{Route, Signal};
 use super::transport::Transport;
@@ -142,13 +142,14 @@ pub fn deliver(
     // written under it.
     let spool = payload.spool.as_deref().map(|dir| Spool::open(dir, usize::MAX)).transpose()?;
     let journal = Journal::open(payload.log.as_deref(), spool.as_ref());
-    let courier = Courier { routes, transport, env, clock, journal: &journal, deadline };
+    let courier =
+        Courier { routes, registry: None, transport, env, clock, journal: &journal, deadline };
     let mut counts = Counts::default();
     match &spool {
         Some(spool) => {
             for s in &payload.signals {
                 // A concurrent `relay` may have taken it already: then it is that drainer's.
-                match spool.claim::<Signal>(&s.id, clock.now())? {
+                match spool.claim::<Entry>(&s.id, clock.now())? {
                     Some(claim) => courier.settle(spool, claim, &mut counts)?,
                     None => counts.busy += 1,
                 }

@@ -1,5 +1,6 @@
 //! Delivery attempts, and the `relay` command's drain of the spool.
 
+use std::cell::RefCell;
 use std::io;
 use std::time::{Duration, SystemTime};
 
@@ -8,7 +9,9 @@ use super::signal::{self, Route, Signal, Verdict, backoff_secs, excerpt};
 use super::token;
 use super::transport::Transport;
 use crate::cgi::Env;
-use crate::spool::{Claim, Spool};
+use crate::registry::revocation::Revoke;
+use crate::registry::{self, Revocation, Store, StoreError};
+use crate::spool::{Claim, Record, Spool};
 use crate::time::{Clock, unix_secs};
 
 /// One delivery attempt.
@@ -63,6 +66,8 @@ pub struct Counts {
     pub not_due: usize,
     pub busy: usize,
     pub reclaimed: usize,
+    /// Revocations applied to the registry.
+    pub revoked: usize,
 }
 
 impl Counts {
@@ -75,10 +80,74 @@ impl Counts {
     }
 }
 
-/// Everything a delivery needs besides the signal: the routes of the sender's own
-/// configuration, the token's environment, the clock, the log, and a deadline.
-pub(super) struct Courier<'a> {
+/// Everything a spool holds: a signal for the hub, or a revocation for the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Signal(Signal),
+    Revocation(Revocation),
+}
+
+impl Record for Entry {
+    fn id(&self) -> &str {
+        match self {
+            Entry::Signal(s) => s.id(),
+            Entry::Revocation(r) => r.id(),
+        }
+    }
+
+    fn to_json(&self) -> String {
+        match self {
+            Entry::Signal(s) => s.to_json(),
+            Entry::Revocation(r) => r.to_json(),
+        }
+    }
+
+    fn from_json(bytes: &[u8]) -> Option<Entry> {
+        Revocation::from_json(bytes)
+            .map(Entry::Revocation)
+            .or_else(|| Signal::from_json(bytes).map(Entry::Signal))
+    }
+}
+
+/// The registry revocations go to: opened on the first one, and again after a failure.
+pub struct RegistryAccess<'a> {
+    pub settings: &'a registry::Settings,
+    pub federation: &'a str,
+    pub store: RefCell<Option<Box<dyn Store>>>,
+}
+
+impl<'a> RegistryAccess<'a> {
+    pub fn new(settings: &'a registry::Settings, federation: &'a str) -> RegistryAccess<'a> {
+        RegistryAccess { settings, federation, store: RefCell::new(None) }
+    }
+
+    /// Applies a revocation with its own time (a late one revokes nothing newer).
+    fn apply(&self, revoke: &Revoke, env: &Env) -> Result<(), StoreError> {
+        let mut slot = self.store.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(registry::open(self.settings, self.federation, env)?);
+        }
+        let store = slot.as_mut().expect("just opened");
+        let result = match revoke {
+            Revoke::Users { users, before_ms } => {
+                users.iter().try_for_each(|user| store.revoke_user(user, *before_ms))
+            }
+            Revoke::Credentials { credentials, at_ms } => {
+                store.revoke_fingerprints(credentials, *at_ms)
+            }
+        };
+        if result.is_err() {
+            *slot = None; // reconnect next time
+        }
+        result
+    }
+}
+
+/// Everything a delivery needs besides the entry: the routes of the sender's own
+/// configuration (and its registry), the token's environment, the clock, the log, a deadline.
+pub struct Courier<'a> {
     pub routes: &'a [Route],
+    pub registry: Option<&'a RegistryAccess<'a>>,
     pub transport: &'a dyn Transport,
     pub env: &'a Env,
     pub clock: &'a dyn Clock,
@@ -86,7 +155,6 @@ pub(super) struct Courier<'a> {
     /// No attempt starts after it, and none runs past it.
     pub deadline: Option<SystemTime>,
 }
-
 impl Courier<'_> {
     /// The route of the sender's configuration for this record's hub.
     fn route(&self, signal: &Signal) -> Option<&Route> {
@@ -132,25 +200,55 @@ impl Courier<'_> {
         Some(attempt)
     }
 
-    /// Attempts a claimed signal and settles the claim; logged once the spool says the same.
+    /// Attempts a claimed entry and settles the claim; logged once the spool says the same.
     /// Past the deadline the claim goes back untouched.
     pub fn settle(
         &self,
         spool: &Spool,
-        claim: Claim<Signal>,
+        claim: Claim<Entry>,
         counts: &mut Counts,
     ) -> io::Result<()> {
-        let mut signal = claim.record.clone();
-        let Some(attempt) = self.attempt(&mut signal, counts) else {
-            return spool.retry(claim, &signal);
-        };
-        let settled = match &attempt.verdict {
-            Verdict::Delivered => spool.finish(claim),
-            Verdict::Dead(why) => spool.bury(claim, why),
-            Verdict::Retry(_) => spool.retry(claim, &signal),
-        };
-        self.record(&signal, &attempt);
-        settled
+        match claim.record.clone() {
+            Entry::Signal(mut signal) => {
+                let Some(attempt) = self.attempt(&mut signal, counts) else {
+                    return spool.retry(claim, &Entry::Signal(signal));
+                };
+                let settled = match &attempt.verdict {
+                    Verdict::Delivered => spool.finish(claim),
+                    Verdict::Dead(why) => spool.bury(claim, why),
+                    Verdict::Retry(_) => spool.retry(claim, &Entry::Signal(signal.clone())),
+                };
+                self.record(&signal, &attempt);
+                settled
+            }
+            Entry::Revocation(mut revocation) => {
+                revocation.attempts += 1;
+                let now = unix_secs(self.clock.now());
+                let outcome = match self.registry {
+                    None => Err("no REGISTRY is configured here".to_owned()),
+                    Some(registry) => {
+                        registry.apply(&revocation.revoke, self.env).map_err(|e| e.to_string())
+                    }
+                };
+                let settled = match &outcome {
+                    Ok(()) => {
+                        counts.revoked += 1;
+                        spool.finish(claim)
+                    }
+                    Err(_) => {
+                        counts.retried += 1;
+                        revocation.next_attempt = now + backoff_secs(revocation.attempts);
+                        spool.retry(claim, &Entry::Revocation(revocation.clone()))
+                    }
+                };
+                self.journal.append(&journal::revocation_line(
+                    now,
+                    &revocation,
+                    outcome.as_ref().err(),
+                ));
+                settled
+            }
+        }
     }
 
     pub fn record(&self, signal: &Signal, attempt: &Attempt) {
@@ -159,51 +257,48 @@ impl Courier<'_> {
 }
 
 /// `dacs_signout relay`: retries what is due (everything with `force`), dead-letters what is
-/// too old or bound for a hub `routes` does not name, takes back claims older than
-/// `stale_after`. Safe to run many at once: each signal is claimed by exactly one drainer.
-#[allow(clippy::too_many_arguments)] // each is a different input of the one drain
+/// too old or bound for a hub the courier's routes do not name, applies revocations to the
+/// registry, takes back claims older than `stale_after`. Safe to run many at once: each entry
+/// is claimed by exactly one drainer.
 pub fn drain(
+    courier: &Courier,
     spool: &Spool,
-    routes: &[Route],
-    transport: &dyn Transport,
-    env: &Env,
-    clock: &dyn Clock,
     force: bool,
     stale_after: Duration,
-    journal: &Journal,
 ) -> io::Result<Counts> {
-    let courier = Courier { routes, transport, env, clock, journal, deadline: None };
+    let clock = courier.clock;
     let mut counts =
         Counts { reclaimed: spool.reclaim_stale(stale_after, clock.now())?, ..Counts::default() };
     let now = unix_secs(clock.now());
     for id in spool.waiting()? {
         // A peek, to skip what is not due without claiming it; a stale read is harmless.
-        if let Some(s) = spool.peek(&id)
-            && let Some(route) = courier.route(&s)
-            && !force
-            && s.next_attempt > now
-            && !s.expired(now, route)
-        {
+        let due = |entry: &Entry| match entry {
+            Entry::Signal(s) => {
+                courier.route(s).is_none_or(|r| s.next_attempt <= now || s.expired(now, r))
+            }
+            Entry::Revocation(r) => r.next_attempt <= now,
+        };
+        if !force && spool.peek::<Entry>(&id).is_some_and(|entry| !due(&entry)) {
             counts.not_due += 1;
             continue;
         }
-        match spool.claim(&id, clock.now())? {
+        match spool.claim::<Entry>(&id, clock.now())? {
             None => counts.busy += 1,
             Some(claim) => {
-                let expired =
-                    courier.route(&claim.record).map(|r| (claim.record.expired(now, r), r));
-                match expired {
-                    Some((true, route)) if claim.record.attempts > 0 => {
-                        let signal = &claim.record;
-                        let why = format!(
-                            "older than {} s after {} attempts",
-                            route.max_age_secs, signal.attempts
-                        );
-                        courier.record(signal, &Attempt::unanswered(Verdict::Dead(why.clone())));
-                        counts.dead += 1;
-                        spool.bury(claim, &why)?;
-                    }
-                    _ => courier.settle(spool, claim, &mut counts)?,
+                if let Entry::Signal(signal) = &claim.record
+                    && let Some(route) = courier.route(signal)
+                    && signal.expired(now, route)
+                    && signal.attempts > 0
+                {
+                    let why = format!(
+                        "older than {} s after {} attempts",
+                        route.max_age_secs, signal.attempts
+                    );
+                    courier.record(signal, &Attempt::unanswered(Verdict::Dead(why.clone())));
+                    counts.dead += 1;
+                    spool.bury(claim, &why)?;
+                } else {
+                    courier.settle(spool, claim, &mut counts)?;
                 }
             }
         }

@@ -8,7 +8,9 @@ use std::path::Path;
 use super::drain::Attempt;
 use super::signal::Signal;
 use crate::log::LogLine;
-use crate::spool::{self, Spool};
+use crate::registry::Revocation;
+use crate::safe_fs;
+use crate::spool::Spool;
 
 /// The open log, or none: a log that cannot be opened safely (its directory could be changed
 /// by another user, it is a link) is not written at all, rather than written where someone
@@ -19,7 +21,7 @@ impl Journal {
     /// `RELAY_LOG` when set, else `relay.log` in the spool (only when the spool was accepted).
     pub fn open(explicit: Option<&Path>, spool: Option<&Spool>) -> Journal {
         let file = match explicit {
-            Some(path) => spool::open_log(path).ok(),
+            Some(path) => safe_fs::open_log(path).ok(),
             None => spool.and_then(|s| s.log().ok()),
         };
         Journal(file)
@@ -46,6 +48,18 @@ pub fn line(now: u64, signal: &Signal, attempt: &Attempt) -> String {
     }
     if !attempt.detail.is_empty() {
         line.set("body", &attempt.detail);
+    }
+    line.render_as(now, "dacs_signout relay")
+}
+
+/// `TIME dacs_signout relay: revocation=ID outcome=applied|retry attempt=N [why=…]`
+pub fn revocation_line(now: u64, revocation: &Revocation, error: Option<&String>) -> String {
+    let mut line = LogLine::default();
+    line.set("revocation", &revocation.id)
+        .set("outcome", if error.is_some() { "retry" } else { "applied" })
+        .set("attempt", revocation.attempts);
+    if let Some(why) = error {
+        line.set("why", why);
     }
     line.render_as(now, "dacs_signout relay")
 }

@@ -27,7 +27,7 @@ pub mod transport;
 use std::time::Duration;
 
 pub use child::{Payload, close_inherited_descriptors, deliver};
-pub use drain::drain;
+pub use drain::{Courier, RegistryAccess, drain};
 pub use plan::{Note, Plan, Signout, plan};
 pub use signal::Route;
 

@@ -13,6 +13,8 @@ mod handler;
 mod install;
 mod layers;
 mod props;
+mod receiver;
+mod registry;
 mod relay;
 mod servers;
 mod signout;
