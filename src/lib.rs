@@ -32,6 +32,8 @@ mod cli;
 mod config;
 pub mod credentials;
 mod error;
+mod fastcgi;
+pub mod guard;
 mod log;
 mod policy;
 mod process;
@@ -110,6 +112,64 @@ fn receiver_request(env: &Env, io: Streams, context: Context) -> i32 {
     if written.is_err() { 1 } else { outcome.exit_code() }
 }
 
+/// `dacs_guard`: the guard (§13), a FastCGI daemon in the foreground.
+///
+/// `dacs_guard --listen unix:PATH | tcp:HOST:PORT [--jurisdiction HOST/PATH] [--workers N]`
+pub fn guard(env: &Env, args: &[String], io: Streams) -> i32 {
+    const USAGE: &str = "usage: dacs_guard --listen unix:/PATH | tcp:HOST:PORT \
+                         [--jurisdiction HOST/PATH] [--workers N]";
+    let mut listen = None;
+    let mut section = String::new();
+    let mut workers = 8;
+    let mut rest = args.iter().map(String::as_str);
+    while let Some(arg) = rest.next() {
+        let parsed = match (arg, rest.next()) {
+            ("--listen", Some(value)) => {
+                guard::server::Listen::parse(value).map(|l| listen = Some(l))
+            }
+            ("--jurisdiction", Some(value)) => {
+                section = value.to_owned();
+                Ok(())
+            }
+            ("--workers", Some(value)) => value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .map(|n| workers = n)
+                .ok_or_else(|| format!("--workers takes 1 to 256, not {value:?}")),
+            (other, _) => Err(format!("unknown argument {other:?}")),
+        };
+        if let Err(e) = parsed {
+            let _ = writeln!(io.stderr, "dacs_guard: {e}\n{USAGE}");
+            return 2;
+        }
+    }
+    let Some(listen) = listen else {
+        let _ = writeln!(io.stderr, "dacs_guard: --listen is required\n{USAGE}");
+        return 2;
+    };
+    // The section named at the start, never one a request's Host chooses: a server does not
+    // tell an authorizer its SCRIPT_NAME.
+    let settings = match config::Config::load(env, Path::new(config::DEFAULT_PATH)) {
+        Err((source, e)) => Err(format!("{source}: {e}")),
+        Ok(config) => config.settings(&section).map_err(|e| format!("{}: {e}", config.source)),
+    };
+    let guard = match settings.and_then(|s| guard::Guard::new(s, env)) {
+        Ok(guard) => std::sync::Arc::new(guard),
+        Err(e) => {
+            let _ = writeln!(io.stderr, "dacs_guard: {e}");
+            return 1;
+        }
+    };
+    match guard::server::serve(guard, &listen, workers, io.stderr) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(io.stderr, "dacs_guard: {e}");
+            1
+        }
+    }
+}
+
 /// The start of every program: `SIGPIPE` ignored (a client that went away makes a write fail,
 /// not kill the process), argv and the environment read, the standard streams locked, `role`
 /// run. The programs' C entry points call it: they skip the Rust runtime's start-up, which
@@ -136,10 +196,11 @@ pub unsafe fn start(
         .collect();
     let env = Env::from_os(std::env::vars_os());
     let mut stdout = std::io::stdout().lock();
+    // stderr unlocked: the guard's workers write to it too (each line is one write).
     let streams = Streams {
         stdin: &mut std::io::stdin().lock(),
         stdout: &mut stdout,
-        stderr: &mut std::io::stderr().lock(),
+        stderr: &mut std::io::stderr(),
     };
     let code = role(&env, &args, streams);
     // std's runtime would flush stdout at exit; without it, flush here (a failure changes
@@ -156,7 +217,7 @@ pub mod testing {
     use std::path::Path;
 
     pub use crate::cgi::args::Arguments;
-    pub use crate::config::{Config, Loaded, Source};
+    pub use crate::config::{Config, Loaded, Settings, Source};
     pub use crate::policy::handler::{AllowRule, allowed, location};
     pub use crate::relay::Payload;
     pub use crate::relay::signal::Signal;

@@ -23,6 +23,14 @@ impl Env {
         Env { vars }
     }
 
+    /// Builds an environment from name-value byte pairs (a FastCGI request's `PARAMS`); names
+    /// that are not UTF-8 are dropped, as in [`Env::from_os`].
+    pub fn from_byte_pairs(pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Env {
+        let vars =
+            pairs.into_iter().filter_map(|(k, v)| Some((String::from_utf8(k).ok()?, v))).collect();
+        Env { vars }
+    }
+
     /// Builds an environment from literal pairs (tests, the demo server).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Env {
         let vars = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec())).collect();

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use parse::{Directive, KNOWN_DIRECTIVES, Section, Skipped};
-pub use settings::Settings;
+pub use settings::{OnStoreError, Settings};
 
 use crate::cgi::Env;
 use crate::urls;

@@ -36,3 +36,19 @@ pub fn names(header: &[u8]) -> impl Iterator<Item = &[u8]> {
         }
     })
 }
+
+/// The `name=value` pairs of a `Cookie` header, as [`names`] splits them, with their values
+/// (trimmed): what a fingerprint is made of.
+///
+/// ```
+/// use dacs_signout::credentials::header::pairs;
+/// let got: Vec<(&[u8], &[u8])> = pairs(b"a=1; DACS:F::J:u= v ;junk").collect();
+/// assert_eq!(got, [(&b"a"[..], &b"1"[..]), (b"DACS:F::J:u", b"v")]);
+/// ```
+pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|&b| b == b';' || b == b',').filter_map(|pair| {
+        let eq = memchr::memchr(b'=', pair)?;
+        let name = pair[..eq].trim_ascii();
+        (!name.is_empty()).then(|| (name, pair[eq + 1..].trim_ascii()))
+    })
+}

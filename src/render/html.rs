@@ -110,6 +110,30 @@ pub fn confirm_body(federation: &str, action: &str, fields: &[(&str, &str)]) -> 
     document("Sign out?", &main)
 }
 
+/// The guard's refusal (§13): the credential was ended elsewhere, and the browser's copy has
+/// just been expired; sign in again. `refused` is empty for a denial the guard did not make
+/// (DACS's own 401 on the same page).
+pub fn guard_body(federation: &str, refused: &[(String, &str)]) -> String {
+    let mut main = String::new();
+    if refused.is_empty() {
+        main.push_str(
+            "<h1>Sign-in required</h1>\n<p id=\"status\">This page needs you to sign in.</p>\n",
+        );
+    } else {
+        let _ = writeln!(
+            main,
+            "<h1>Signed out</h1>\n<p id=\"status\">You were signed out of federation {}, here or \
+             elsewhere, or this sign-in was left unused too long. Please sign in again.</p>\n<ul>",
+            escape(federation)
+        );
+        for (name, why) in refused {
+            let _ = writeln!(main, "<li><code>{}</code>: {}</li>", escape(name), escape(why));
+        }
+        main.push_str("</ul>\n");
+    }
+    document("Signed out", &main)
+}
+
 pub fn error_body(code: u16, reason: &str, message: &str) -> String {
     let main =
         format!("<h1>{code} {}</h1>\n<p id=\"status\">{}</p>\n", escape(reason), escape(message));

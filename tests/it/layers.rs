@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "spool",
     "credentials",
     "cgi",
+    "fastcgi",
     "policy",
     "render",
     "registry",
@@ -23,6 +24,7 @@ const LAYERS: &[&str] = &[
     "config",
     "receiver",
     "signout",
+    "guard",
     "cli",
 ];
 

@@ -9,6 +9,7 @@ mod driveby;
 mod errors;
 mod formats;
 mod fuzz_corpus;
+mod guard;
 mod handler;
 mod install;
 mod layers;

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test module uses a different part of the helper
 
 pub mod browser;
+pub mod fastcgi;
 pub mod hub;
 pub mod redis;
 pub mod servers;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dacs_signout");
 pub const RECEIVER: &str = env!("CARGO_BIN_EXE_dacs_logout_receiver");
+pub const GUARD: &str = env!("CARGO_BIN_EXE_dacs_guard");
 
 /// `target/test-artifacts/`: what the tests leave for people to look at (screenshots, timings).
 pub fn artifacts_dir() -> PathBuf {

@@ -1,0 +1,342 @@
+//! The guard (§13): revocation enforced on every request. A long-running FastCGI process the
+//! web server asks about each request to protected content: it refuses a credential the
+//! registry says was revoked (or left idle too long), and expires the browser's copy on that
+//! response; otherwise it records the sighting and lets the request through. Authentication
+//! stays DACS's: a request without a credential passes.
+//!
+//! ```text
+//! mod.rs     the decision for one request: the jar, the registry, the clock -> the answer
+//! server.rs  the listener, the worker pool, the FastCGI connection loop, SIGTERM
+//! ```
+//!
+//! Roles, as the servers use them (tested under each, `tests/it/guard.rs`):
+//! * **authorizer** (Apache `mod_authnz_fcgi`, lighttpd `"mode" => "authorizer"`; nginx's
+//!   `auth_request` as a responder with `DACS_GUARD_ROLE authorizer`): pass is `Status: 200`
+//!   and nothing else (Apache copies an authorizer's other headers into the protected
+//!   response); refusal is the refusal status with the expiring `Set-Cookie` lines.
+//! * **responder** for the denial page (Apache's `ErrorDocument 401`, nginx's
+//!   `error_page 401 @expired`): the same expiring lines again (nginx passes at most one from
+//!   an `auth_request`), a page that explains, and the status the server asks for
+//!   (`REDIRECT_STATUS`).
+//! * **health**: a responder request with `DACS_GUARD_ROLE health`, or for `/dacs-guard/health`:
+//!   the counters, in JSON.
+
+pub mod server;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::cgi::{Env, Response};
+use crate::config::{OnStoreError, Settings};
+use crate::credentials::expiry::set_cookie;
+use crate::credentials::{CookieName, header};
+use crate::receiver::user_key;
+use crate::registry::verdict::{self, Presented, Timing, Verdict};
+use crate::registry::{self, Fingerprint, Key, Store, UserKey};
+use crate::render::html;
+
+/// The most credentials of the federation one request may present: more is no browser's jar
+/// (a 64 KiB header can name thousands), and each costs a registry lookup.
+const MAX_CREDENTIALS: usize = 64;
+
+/// How long a credential the registry had the guard refuse is remembered as refused, so that a
+/// short outage does not reopen it.
+const CACHE: Duration = Duration::from_secs(60);
+
+/// Counters for monitoring (`/dacs-guard/health`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub passes: AtomicU64,
+    pub refusals: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub fail_open_passes: AtomicU64,
+    pub pages: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn json(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "status": "ok",
+            "passes": get(&self.passes),
+            "refusals": get(&self.refusals),
+            "store_errors": get(&self.store_errors),
+            "fail_open_passes": get(&self.fail_open_passes),
+            "denial_pages": get(&self.pages),
+        })
+        .to_string()
+    }
+}
+
+/// What a request is, to the guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Pass or refuse.
+    Authorizer,
+    /// The denial page, with this status.
+    Page(u16),
+    /// The counters.
+    Health,
+}
+
+impl Role {
+    /// From the FastCGI role and the request's parameters.
+    pub fn of(fastcgi_role: u16, env: &Env) -> Role {
+        let marked = env.soft("DACS_GUARD_ROLE");
+        if fastcgi_role == crate::fastcgi::AUTHORIZER || marked == Some("authorizer") {
+            return Role::Authorizer;
+        }
+        let path = env.soft("REQUEST_URI").map(|u| u.split('?').next().unwrap_or(u));
+        if marked == Some("health") || path == Some("/dacs-guard/health") {
+            return Role::Health;
+        }
+        // Apache's ErrorDocument passes the denial's status; echo it, or a 401 turns into a 200.
+        let status = match env.soft("REDIRECT_STATUS") {
+            Some("403") => 403,
+            _ => 401,
+        };
+        Role::Page(status)
+    }
+}
+
+/// The guard's state: its section's settings, the fingerprint key, the counters, and the
+/// revocations it has read recently.
+pub struct Guard {
+    pub settings: Settings,
+    /// The guard's own environment: the registry's password variable is read from it, never
+    /// from a request's parameters.
+    env: Env,
+    key: Key,
+    pub counters: Counters,
+    /// Fingerprints refused lately → when.
+    cache: Mutex<HashMap<Fingerprint, Instant>>,
+}
+
+/// A worker's own connection to the registry (SQLite's connections are not shared between
+/// threads; Redis's is reopened after a failure).
+#[derive(Default)]
+pub struct Worker {
+    store: Option<Box<dyn Store>>,
+}
+
+/// The decision on one request's jar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// No credential of the federation: authentication is DACS's.
+    NoCredential,
+    Pass,
+    /// These cookie names are refused, each with why.
+    Refuse(Vec<(String, &'static str)>),
+    /// The registry could not be read and the policy is to deny.
+    StoreDenied,
+}
+
+impl Guard {
+    pub fn new(settings: Settings, env: &Env) -> Result<Guard, String> {
+        let registry = settings.registry.as_ref().ok_or("no REGISTRY is configured")?;
+        let key = env.raw(&registry.key_env).and_then(Key::new).ok_or_else(|| {
+            format!("${} must hold the fingerprint key (16 bytes or more)", registry.key_env)
+        })?;
+        Ok(Guard {
+            settings,
+            env: env.clone(),
+            key,
+            counters: Counters::default(),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The credentials of this federation in a `Cookie` header, with their fingerprints.
+    pub fn presented(&self, cookie_header: &[u8]) -> Vec<Presented> {
+        let rules = &self.settings.rules;
+        header::pairs(cookie_header)
+            .filter(|(name, _)| name.starts_with(b"DACS:"))
+            .filter_map(|(name, value)| {
+                let text = std::str::from_utf8(name).ok()?;
+                let CookieName::Credential(id) = CookieName::parse(text)? else { return None };
+                rules.name_compare.eq(id.federation, &rules.federation_name).then(|| Presented {
+                    name: text.to_owned(),
+                    user: user_key(id.federation, id.jurisdiction, id.username, rules.name_compare),
+                    fingerprint: Fingerprint::of(&self.key, name, value),
+                })
+            })
+            .collect()
+    }
+
+    /// Judges a request's `Cookie` header.
+    pub fn judge(&self, worker: &mut Worker, cookie_header: &[u8]) -> Judged {
+        let presented = self.presented(cookie_header);
+        if presented.is_empty() {
+            return Judged::NoCredential;
+        }
+        if presented.len() > MAX_CREDENTIALS {
+            return Judged::Refuse(Vec::new());
+        }
+        let fingerprints: Vec<Fingerprint> =
+            presented.iter().map(|p| p.fingerprint.clone()).collect();
+        let mut users: Vec<UserKey> = Vec::new();
+        for p in &presented {
+            if !users.contains(&p.user) {
+                users.push(p.user.clone());
+            }
+        }
+        let timing = Timing::new(self.settings.guard.idle_secs);
+        let read = self.store(worker).and_then(|store| {
+            let now = store.now_ms()?;
+            Ok((store.lookup(&fingerprints, &users)?, now))
+        });
+        let (lookup, now_ms) = match read {
+            Ok(found) => found,
+            Err(e) => {
+                worker.store = None; // reconnect next time
+                Counters::add(&self.counters.store_errors);
+                eprintln!("dacs_guard: registry error: {e}");
+                // What the registry had refused lately stays refused; beyond it, the policy.
+                let refused: Vec<(String, verdict::Why)> = presented
+                    .iter()
+                    .filter(|p| self.recently_refused(&p.fingerprint))
+                    .map(|p| (p.name.clone(), verdict::Why::Revoked))
+                    .collect();
+                if !refused.is_empty() {
+                    return self.refused(refused);
+                }
+                return match self.settings.guard.on_store_error {
+                    OnStoreError::Allow => {
+                        Counters::add(&self.counters.fail_open_passes);
+                        Judged::Pass
+                    }
+                    OnStoreError::Deny => Judged::StoreDenied,
+                };
+            }
+        };
+        match verdict::judge(&presented, &users, &lookup, now_ms, timing) {
+            Verdict::Refuse(refused) => {
+                self.remember(&presented, &refused);
+                self.refused(refused)
+            }
+            Verdict::Pass(sightings) => {
+                // A failed sighting write neither refuses nor passes on its own: the request
+                // passes, as its revocation read said.
+                if let Some(store) = worker.store.as_mut()
+                    && let Err(e) = store.record(&sightings, now_ms, timing.refresh_ms)
+                {
+                    Counters::add(&self.counters.store_errors);
+                    eprintln!("dacs_guard: registry error recording sightings: {e}");
+                    worker.store = None;
+                }
+                Judged::Pass
+            }
+        }
+    }
+
+    fn refused(&self, refused: Vec<(String, verdict::Why)>) -> Judged {
+        Judged::Refuse(refused.into_iter().map(|(name, why)| (name, why.as_str())).collect())
+    }
+
+    fn store<'w>(
+        &self,
+        worker: &'w mut Worker,
+    ) -> Result<&'w mut Box<dyn Store>, registry::StoreError> {
+        if worker.store.is_none() {
+            let settings = self.settings.registry.as_ref().expect("a guard has a registry");
+            let federation = &self.settings.rules.federation_name;
+            worker.store = Some(registry::open(settings, federation, &self.env)?);
+        }
+        Ok(worker.store.as_mut().expect("just opened"))
+    }
+
+    /// Keeps the refused credentials' fingerprints, for a registry outage.
+    fn remember(&self, presented: &[Presented], refused: &[(String, verdict::Why)]) {
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, at| now.duration_since(*at) < CACHE);
+        for p in presented.iter().filter(|p| refused.iter().any(|(name, _)| *name == p.name)) {
+            cache.insert(p.fingerprint.clone(), now);
+        }
+    }
+
+    fn recently_refused(&self, fingerprint: &Fingerprint) -> bool {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(fingerprint).is_some_and(|at| at.elapsed() < CACHE)
+    }
+
+    /// The answer to one request, as CGI-style bytes (`Status:` first).
+    pub fn answer(&self, worker: &mut Worker, role: Role, env: &Env) -> Vec<u8> {
+        let response = match role {
+            Role::Health => {
+                let mut r = Response::new(200, "OK");
+                r.header("Content-Type", "application/json");
+                r.body = self.counters.json().into_bytes();
+                r
+            }
+            Role::Authorizer => {
+                let cookie = env.raw("HTTP_COOKIE").unwrap_or_default();
+                match self.judge(worker, cookie) {
+                    Judged::NoCredential | Judged::Pass => {
+                        Counters::add(&self.counters.passes);
+                        // Nothing but the status: Apache copies an authorizer's other headers
+                        // into the protected response.
+                        return b"Status: 200 OK\r\n\r\n".to_vec();
+                    }
+                    judged => {
+                        Counters::add(&self.counters.refusals);
+                        self.refusal(self.settings.guard.refusal_status, &judged)
+                    }
+                }
+            }
+            Role::Page(status) => {
+                Counters::add(&self.counters.pages);
+                let cookie = env.raw("HTTP_COOKIE").unwrap_or_default();
+                let judged = self.judge(worker, cookie);
+                self.refusal(status, &judged)
+            }
+        };
+        response
+            .to_bytes(false)
+            .unwrap_or_else(|_| b"Status: 500 Internal Server Error\r\n\r\n".to_vec())
+    }
+
+    /// A refusal (or a denial page): the expiring `Set-Cookie` line of each refused credential
+    /// (valid ones in the same jar are left alone), and a page that says what happened.
+    fn refusal(&self, status: u16, judged: &Judged) -> Response {
+        let rules = &self.settings.rules;
+        let refused: &[(String, &'static str)] = match judged {
+            Judged::Refuse(refused) => refused,
+            _ => &[],
+        };
+        let reason = if status == 403 { "Forbidden" } else { "Unauthorized" };
+        let listed: Vec<(String, &str)> = refused.iter().map(|(n, w)| (n.clone(), *w)).collect();
+        let mut response =
+            html::page(status, reason, &html::guard_body(&rules.federation_name, &listed));
+        let mut expired: Vec<&str> = Vec::new();
+        for (name, _) in refused {
+            if !expired.contains(&name.as_str()) {
+                expired.push(name);
+                response.header("Set-Cookie", set_cookie(name, &rules.cookie, rules.cookie_syntax));
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles() {
+        let env = |pairs: &[(&'static str, &'static str)]| Env::from_pairs(pairs.iter().copied());
+        assert_eq!(Role::of(crate::fastcgi::AUTHORIZER, &env(&[])), Role::Authorizer);
+        assert_eq!(Role::of(1, &env(&[("DACS_GUARD_ROLE", "authorizer")])), Role::Authorizer);
+        assert_eq!(Role::of(1, &env(&[("DACS_GUARD_ROLE", "health")])), Role::Health);
+        assert_eq!(Role::of(1, &env(&[("REQUEST_URI", "/dacs-guard/health?x")])), Role::Health);
+        assert_eq!(Role::of(1, &env(&[("REDIRECT_STATUS", "403")])), Role::Page(403));
+        assert_eq!(Role::of(1, &env(&[("REDIRECT_STATUS", "200")])), Role::Page(401));
+    }
+}

@@ -1,0 +1,365 @@
+//! The guard's process: a listener (a unix socket, or TCP for Apache's `mod_authnz_fcgi`), a
+//! fixed pool of workers, the FastCGI connection loop, and a clean stop on SIGTERM.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{Guard, Role, Worker};
+use crate::cgi::Env;
+use crate::fastcgi::{self, Record};
+
+/// The most `PARAMS` one request may carry (a large cookie jar fits).
+const MAX_PARAMS: usize = 256 * 1024;
+/// The most `STDIN` read and dropped (a responder's request body: Apache's error document
+/// passes the original POST body on).
+const MAX_STDIN: usize = 16 * 1024 * 1024;
+/// A server sends a request's records at once: a connection idle this long is dropped.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// `--listen unix:PATH` or `--listen tcp:HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl Listen {
+    pub fn parse(text: &str) -> Result<Listen, String> {
+        if let Some(path) = text.strip_prefix("unix:").filter(|p| p.starts_with('/')) {
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        if let Some(address) = text.strip_prefix("tcp:").filter(|a| a.rsplit_once(':').is_some()) {
+            return Ok(Listen::Tcp(address.to_owned()));
+        }
+        Err(format!("expected unix:/ABSOLUTE/PATH or tcp:HOST:PORT, not {text:?}"))
+    }
+}
+
+enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream {
+    fn prepare(&self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(Some(IDLE)),
+            Stream::Tcp(s) => {
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(IDLE))
+            }
+        }
+    }
+
+    fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+
+    fn set_read_timeout(&self, timeout: Duration) {
+        let _ = match self {
+            Stream::Unix(s) => s.set_read_timeout(Some(timeout)),
+            Stream::Tcp(s) => s.set_read_timeout(Some(timeout)),
+        };
+    }
+}
+
+impl Listener {
+    fn bind(listen: &Listen) -> io::Result<Listener> {
+        match listen {
+            Listen::Unix(path) => {
+                // A socket left by a guard that died is replaced; anything else is not touched.
+                if let Ok(meta) = std::fs::symlink_metadata(path)
+                    && meta.file_type().is_socket()
+                {
+                    std::fs::remove_file(path)?;
+                }
+                let listener = UnixListener::bind(path)?;
+                // The web server's user (the guard runs as it, or in its group) connects.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                Ok(Listener::Unix(listener, path.clone()))
+            }
+            Listen::Tcp(address) => Ok(Listener::Tcp(TcpListener::bind(address)?)),
+        }
+    }
+
+    fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+        }
+    }
+
+    /// Wakes a blocked `accept` (the stop).
+    fn poke(&self) {
+        match self {
+            Listener::Unix(_, path) => drop(UnixStream::connect(path)),
+            Listener::Tcp(l) => {
+                if let Ok(address) = l.local_addr() {
+                    drop(TcpStream::connect(address));
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+            Listener::Tcp(l) => l.local_addr().map_or("tcp:?".into(), |a| format!("tcp:{a}")),
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT: then stops accepting, lets the requests in progress finish,
+/// removes its socket and says what it did.
+pub fn serve(
+    guard: Arc<Guard>,
+    listen: &Listen,
+    workers: usize,
+    ready: &mut dyn Write,
+) -> io::Result<()> {
+    let listener = Arc::new(Listener::bind(listen)?);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    let handle = signals.handle();
+    {
+        let (listener, stopping) = (Arc::clone(&listener), Arc::clone(&stopping));
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                stopping.store(true, Ordering::SeqCst);
+                listener.poke();
+            }
+        });
+    }
+    let (send, receive) = mpsc::sync_channel::<Stream>(workers * 4);
+    let receive = Arc::new(std::sync::Mutex::new(receive));
+    let pool: Vec<_> = (0..workers.max(1))
+        .map(|_| {
+            let (guard, receive) = (Arc::clone(&guard), Arc::clone(&receive));
+            std::thread::spawn(move || {
+                let mut worker = Worker::default();
+                loop {
+                    let next = receive.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(stream) = next else { return };
+                    if let Err(e) = connection(&guard, &mut worker, stream) {
+                        // A server that hung up, or sent no FastCGI: that connection only.
+                        if e.kind() != io::ErrorKind::UnexpectedEof {
+                            eprintln!("dacs_guard: connection: {e}");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let _ = writeln!(
+        ready,
+        "dacs_guard: listening on {} with {} workers",
+        listener.describe(),
+        pool.len()
+    );
+    let _ = ready.flush();
+    loop {
+        let stream = listener.accept();
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        match stream {
+            Ok(stream) => {
+                if send.send(stream).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                eprintln!("dacs_guard: accept: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    handle.close();
+    drop(send);
+    for worker in pool {
+        let _ = worker.join();
+    }
+    if let Listener::Unix(_, path) = listener.as_ref() {
+        let _ = std::fs::remove_file(path);
+    }
+    eprintln!("dacs_guard: stopped; {}", guard.counters.json());
+    Ok(())
+}
+
+/// The request being read on a connection.
+struct Active {
+    id: u16,
+    role: u16,
+    keep: bool,
+    params: Vec<u8>,
+    /// The parameters are complete; a responder then waits for the end of `STDIN`.
+    env: Option<Env>,
+    stdin: usize,
+}
+
+/// One connection: requests one after another (none of the servers multiplexes), each
+/// answered as soon as it can be (an authorizer right after its parameters: Apache sends it
+/// no `STDIN`).
+fn connection(guard: &Guard, worker: &mut Worker, stream: Stream) -> io::Result<()> {
+    stream.prepare()?;
+    let mut reader = BufReader::new(stream);
+    let mut active: Option<Active> = None;
+    loop {
+        let Some(Record { kind, id, content }) = fastcgi::read_record(&mut reader)? else {
+            return Ok(());
+        };
+        let mut out = |bytes: &[u8]| reader.get_mut().write_all(bytes);
+        match kind {
+            fastcgi::GET_VALUES => {
+                let values = fastcgi::encode_pairs(&[
+                    (b"FCGI_MAX_CONNS", b"64"),
+                    (b"FCGI_MAX_REQS", b"64"),
+                    (b"FCGI_MPXS_CONNS", b"0"),
+                ]);
+                out(&fastcgi::record(fastcgi::GET_VALUES_RESULT, 0, &values))?;
+            }
+            fastcgi::BEGIN_REQUEST => {
+                if active.is_some() {
+                    out(&fastcgi::end_request(id, 0, fastcgi::CANT_MPX_CONN))?;
+                    continue;
+                }
+                let (role, flags) = fastcgi::begin(&content).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "a short BEGIN_REQUEST")
+                })?;
+                if role != fastcgi::RESPONDER && role != fastcgi::AUTHORIZER {
+                    out(&fastcgi::end_request(id, 0, fastcgi::UNKNOWN_ROLE))?;
+                    continue;
+                }
+                let keep = flags & fastcgi::FLAG_KEEP_CONN != 0;
+                active = Some(Active { id, role, keep, params: Vec::new(), env: None, stdin: 0 });
+            }
+            fastcgi::ABORT_REQUEST if active.as_ref().is_some_and(|a| a.id == id) => {
+                let keep = active.take().is_some_and(|a| a.keep);
+                out(&fastcgi::end_request(id, 0, fastcgi::REQUEST_COMPLETE))?;
+                if !keep {
+                    return Ok(());
+                }
+            }
+            fastcgi::PARAMS | fastcgi::STDIN => {
+                let Some(request) = active.as_mut().filter(|a| a.id == id) else { continue };
+                let ready = if kind == fastcgi::PARAMS && request.env.is_none() {
+                    if content.is_empty() {
+                        let pairs = fastcgi::pairs(&request.params).ok_or_else(|| {
+                            io::Error::new(io::ErrorKind::InvalidData, "malformed PARAMS")
+                        })?;
+                        request.env = Some(Env::from_byte_pairs(pairs));
+                        request.role == fastcgi::AUTHORIZER
+                    } else {
+                        if request.params.len() + content.len() > MAX_PARAMS {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "PARAMS over 256 KiB",
+                            ));
+                        }
+                        request.params.extend_from_slice(&content);
+                        false
+                    }
+                } else if kind == fastcgi::STDIN && request.env.is_some() {
+                    request.stdin += content.len();
+                    if request.stdin > MAX_STDIN {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "STDIN over 16 MiB",
+                        ));
+                    }
+                    content.is_empty() && request.role == fastcgi::RESPONDER
+                } else {
+                    false
+                };
+                if !ready {
+                    continue;
+                }
+                let request = active.take().expect("a request being read");
+                let env = request.env.expect("complete parameters");
+                let role = Role::of(request.role, &env);
+                let answer = guard.answer(worker, role, &env);
+                out(&fastcgi::answer(request.id, &answer))?;
+                if !request.keep {
+                    return finish(reader.into_inner());
+                }
+            }
+            // A record for a request this connection is not serving, or a management record
+            // this program does not know.
+            other if id == 0 => {
+                let mut content = [0u8; 8];
+                content[0] = other;
+                out(&fastcgi::record(fastcgi::UNKNOWN_TYPE, 0, &content))?;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Ends a connection the server will not reuse: the answer is flushed, the write side shut,
+/// and what the server still sends (lighttpd's empty `STDIN` after an authorizer's parameters)
+/// read and dropped, so that closing never resets the connection before the server has read
+/// the answer.
+fn finish(stream: Stream) -> io::Result<()> {
+    stream.shutdown_write();
+    stream.set_read_timeout(Duration::from_secs(1));
+    let mut stream = stream;
+    let _ = io::copy(&mut (&mut stream).take(64 * 1024), &mut io::sink());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(
+            Listen::parse("unix:/run/dacs-guard/guard.sock"),
+            Ok(Listen::Unix("/run/dacs-guard/guard.sock".into()))
+        );
+        assert_eq!(Listen::parse("tcp:127.0.0.1:9071"), Ok(Listen::Tcp("127.0.0.1:9071".into())));
+        for bad in ["unix:relative.sock", "tcp:nowhere", "9071", ""] {
+            assert!(Listen::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The guard (§13), spoken to over FastCGI as the web servers speak to it: passes, refusals
+//! that expire the browser's copy, a new sign-in after a signout elsewhere, the idle timeout,
+//! the denial page, the counters, a registry that fails, a clean stop, hostile bytes, and two
+//! guards sharing one Redis.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::receiver::Federation;
+use crate::support::fastcgi::{AUTHORIZER, Answer, RESPONDER, ask};
+use crate::support::redis::RedisServer;
+use crate::support::*;
+
+pub const KEY: &str = "a-fingerprint-key-for-the-tests-0123456789";
+const TOKEN: &str = "hub-to-us-t0ken-0123456789";
+
+/// A running `dacs_guard` on a unix socket; SIGTERM on drop.
+pub struct GuardProcess {
+    pub socket: std::path::PathBuf,
+    child: Option<Child>,
+    _dir: TempDir,
+}
+
+impl GuardProcess {
+    pub fn start(conf_text: &str, extra_env: &[(&str, &str)]) -> GuardProcess {
+        let dir = TempDir::new("guard");
+        let conf = dir.write("dacs.conf", conf_text);
+        let socket = dir.path().join("guard.sock");
+        let mut child = Command::new(GUARD)
+            .env_clear()
+            .env("DACS_SIGNOUT_CONF", &conf)
+            .env("DACS_REGISTRY_KEY", KEY)
+            .envs(extra_env.iter().copied())
+            .args(["--listen", &format!("unix:{}", socket.display()), "--workers", "4"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.contains("listening on unix:"), "{line}");
+        GuardProcess { socket, child: Some(child), _dir: dir }
+    }
+
+    pub fn authorize(&self, cookie: &str) -> Answer {
+        ask(&self.socket, AUTHORIZER, &[("HTTP_COOKIE", cookie), ("REQUEST_URI", "/protected/")])
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for GuardProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn fed_conf(fed: &Federation, extra: &str) -> String {
+    conf(&fed.directives(extra))
+}
+
+#[track_caller]
+fn passes(answer: &Answer) {
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.headers.is_empty(), "a pass carries nothing but its status: {answer:?}");
+}
+
+/// The hub's call to the receiver, for `user`.
+fn hub_says_signed_out(fed: &Federation, user: &str) {
+    let out = fed.call(
+        Cgi::method("POST", &format!("username={user}"))
+            .env("CONTENT_LENGTH", "0")
+            .env("HTTP_AUTHORIZATION", &format!("Bearer {TOKEN}")),
+        "",
+    );
+    assert_eq!(out.status, 200, "{}", out.log);
+}
+
+#[test]
+fn a_signout_elsewhere_ends_the_credentials_seen_before_it() {
+    let fed = Federation::new();
+    let guard = GuardProcess::start(&fed_conf(&fed, ""), &[]);
+    // No credential: authentication is DACS's, the guard lets it through.
+    passes(&guard.authorize("theme=dark"));
+    let bob = "DACS:EX::FEDROOT:bob=first-sign-in";
+    let jar = format!("{bob}; DACS:EX::DSS:amy=hers; theme=dark");
+    passes(&guard.authorize(&jar));
+    std::thread::sleep(Duration::from_millis(20));
+    hub_says_signed_out(&fed, "bob");
+    // Refused, and the browser's copy of bob's credential (only his) expired.
+    let refused = guard.authorize(&jar);
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(refused.expired(), ["DACS:EX::FEDROOT:bob"]);
+    assert_eq!(
+        refused.all("Set-Cookie"),
+        [
+            "DACS:EX::FEDROOT:bob=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:01 GMT; Path=/; Domain=example.org; Secure; HttpOnly"
+        ]
+    );
+    assert!(refused.body.contains("signed out"), "{}", refused.body);
+    // A copy of the same credential in another browser: refused too.
+    assert_eq!(guard.authorize(bob).status, 401);
+    // Signed in again (a new credential value, first seen after the signout): served.
+    std::thread::sleep(Duration::from_millis(20));
+    passes(&guard.authorize("DACS:EX::FEDROOT:bob=second-sign-in"));
+    // A late or repeated call of the hub, for the earlier signout, ends nothing newer.
+    let before = dacs_signout::testing::unix_secs(std::time::SystemTime::now()) - 30;
+    hub_says_signed_out(&fed, &format!("bob&logout_at={before}"));
+    passes(&guard.authorize("DACS:EX::FEDROOT:bob=second-sign-in"));
+    // Amy's credential was never revoked.
+    passes(&guard.authorize("DACS:EX::DSS:amy=hers"));
+}
+
+#[test]
+fn the_idle_timeout_ends_a_session_left_alone_and_not_one_in_use() {
+    let fed = Federation::new();
+    let guard = GuardProcess::start(&fed_conf(&fed, "IDLE_TIMEOUT_SECS \"2\""), &[]);
+    let idle = "DACS:EX::FEDROOT:idle=1";
+    let busy = "DACS:EX::FEDROOT:busy=1";
+    passes(&guard.authorize(idle));
+    passes(&guard.authorize(busy));
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        passes(&guard.authorize(busy));
+    }
+    let refused = guard.authorize(idle);
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(refused.expired(), ["DACS:EX::FEDROOT:idle"]);
+    assert!(refused.body.contains("idle"), "{}", refused.body);
+}
+
+/// The denial page (Apache's ErrorDocument, nginx's `@expired`): the status the server asks
+/// for, the expiring lines again, a page that explains; for DACS's own 401, a plain one.
+#[test]
+fn the_denial_page_echoes_the_status_and_expires_again() {
+    let fed = Federation::new();
+    let guard = GuardProcess::start(&fed_conf(&fed, "GUARD_REFUSAL_STATUS \"403\""), &[]);
+    let jar = "DACS:EX::FEDROOT:bob=one";
+    passes(&guard.authorize(jar));
+    std::thread::sleep(Duration::from_millis(20));
+    hub_says_signed_out(&fed, "bob");
+    assert_eq!(guard.authorize(jar).status, 403, "GUARD_REFUSAL_STATUS");
+    for status in ["401", "403"] {
+        let page =
+            ask(&guard.socket, RESPONDER, &[("HTTP_COOKIE", jar), ("REDIRECT_STATUS", status)]);
+        assert_eq!(page.status.to_string(), status);
+        assert_eq!(page.expired(), ["DACS:EX::FEDROOT:bob"]);
+    }
+    let plain =
+        ask(&guard.socket, RESPONDER, &[("HTTP_COOKIE", "theme=dark"), ("REDIRECT_STATUS", "401")]);
+    assert_eq!((plain.status, plain.expired().len()), (401, 0));
+    assert!(plain.body.contains("Sign-in required"), "{}", plain.body);
+    let health = ask(&guard.socket, RESPONDER, &[("DACS_GUARD_ROLE", "health")]);
+    let counters: serde_json::Value = serde_json::from_str(&health.body).unwrap();
+    assert_eq!((counters["passes"].as_u64(), counters["refusals"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(counters["denial_pages"], 3);
+}
+
+/// The registry unreadable: `GUARD_ON_STORE_ERROR` decides, and a revocation read lately still
+/// holds (a short outage does not reopen it).
+#[test]
+fn a_registry_that_fails_follows_the_policy_and_keeps_recent_revocations() {
+    use std::os::unix::fs::PermissionsExt;
+    let fed = Federation::new();
+    let lib = fed.dir.path().join("lib");
+    for (policy, expected) in [("allow", 200), ("deny", 401)] {
+        let guard = GuardProcess::start(
+            &fed_conf(&fed, &format!("GUARD_ON_STORE_ERROR \"{policy}\"")),
+            &[],
+        );
+        let revoked = format!("DACS:EX::FEDROOT:gone-{policy}=1");
+        let revoked = revoked.as_str();
+        passes(&guard.authorize(revoked));
+        std::thread::sleep(Duration::from_millis(20));
+        hub_says_signed_out(&fed, &format!("gone-{policy}"));
+        assert_eq!(guard.authorize(revoked).status, 401, "read while the registry works");
+        std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o777)).unwrap();
+        // The registry refused (its directory could be swapped): new workers cannot open it.
+        let other = guard.authorize(&format!("DACS:EX::FEDROOT:{policy}-someone=1"));
+        let still = guard.authorize(revoked);
+        std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(other.status, expected, "{policy}: {other:?}");
+        assert!(other.expired().is_empty(), "nothing is known to be revoked");
+        assert_eq!(still.status, 401, "{policy}: the cached revocation holds");
+        let health = ask(&guard.socket, RESPONDER, &[("DACS_GUARD_ROLE", "health")]);
+        assert!(health.body.contains("\"store_errors\":"), "{}", health.body);
+    }
+}
+
+/// SIGTERM: a clean stop, the socket removed. Hostile bytes on a connection end that
+/// connection only.
+#[test]
+fn a_clean_stop_and_hostile_connections() {
+    let fed = Federation::new();
+    let mut guard = GuardProcess::start(&fed_conf(&fed, ""), &[]);
+    for garbage in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[1, 1, 0, 1, 0, 8, 0, 0, 0, 2, 0][..],
+        &[1, 4, 0, 1, 0xff, 0xff, 0, 0, 1][..],
+    ] {
+        let mut stream = std::os::unix::net::UnixStream::connect(&guard.socket).unwrap();
+        stream.write_all(garbage).unwrap();
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut sink);
+    }
+    let huge = "x".repeat(300 * 1024);
+    let mut stream = std::os::unix::net::UnixStream::connect(&guard.socket).unwrap();
+    let _ = stream.write_all(&[1, 1, 0, 1, 0, 8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0]);
+    for chunk in huge.as_bytes().chunks(60_000) {
+        let mut record = vec![1, 4, 0, 1];
+        record.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        record.extend_from_slice(&[0, 0]);
+        record.extend_from_slice(chunk);
+        if stream.write_all(&record).is_err() {
+            break;
+        }
+    }
+    drop(stream);
+    passes(&guard.authorize("DACS:EX::FEDROOT:after=1"));
+    let status = guard.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(!guard.socket.exists(), "the socket is removed");
+}
+
+/// Two web servers, one Redis: a revocation received by one is refused by the other.
+#[test]
+fn two_guards_share_one_revocation_through_redis() {
+    let redis = RedisServer::start();
+    let fed = Federation::new();
+    let shared = format!(
+        "{EXAMPLE}\nREGISTRY \"{}\"\nRECEIVER_TOKEN_ENV \"HUB_TOKEN\"\nRELAY_SPOOL_DIR \"{}\"",
+        redis.url(),
+        fed.spool().display()
+    );
+    let first = GuardProcess::start(&conf(&shared), &[]);
+    let second = GuardProcess::start(&conf(&shared), &[]);
+    let jar = "DACS:EX::FEDROOT:bob=v";
+    passes(&first.authorize(jar));
+    passes(&second.authorize(jar));
+    std::thread::sleep(Duration::from_millis(20));
+    let out = Cgi::method("POST", "username=bob")
+        .program(RECEIVER)
+        .config(&conf(&shared))
+        .env("HUB_TOKEN", TOKEN)
+        .env("CONTENT_LENGTH", "0")
+        .env("HTTP_AUTHORIZATION", &format!("Bearer {TOKEN}"))
+        .run();
+    assert_eq!(out.status, 200, "{}", out.log);
+    assert!(out.log.contains("kept=registry"), "{}", out.log);
+    assert_eq!(first.authorize(jar).status, 401);
+    assert_eq!(second.authorize(jar).status, 401);
+}
+
+/// The guard refuses to start without what it needs, and says why.
+#[test]
+fn a_guard_without_a_registry_or_a_key_does_not_start() {
+    let fed = Federation::new();
+    let dir = TempDir::new("guard-bad");
+    for (text, key, why) in
+        [(conf(EXAMPLE), KEY, "no REGISTRY"), (fed_conf(&fed, ""), "short", "fingerprint key")]
+    {
+        let conf = dir.write("dacs.conf", &text);
+        let out = Command::new(GUARD)
+            .env_clear()
+            .env("DACS_SIGNOUT_CONF", &conf)
+            .env("DACS_REGISTRY_KEY", key)
+            .args(["--listen", &format!("unix:{}", dir.path().join("s").display())])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(why));
+    }
+    let out = Command::new(GUARD).env_clear().args(["--listen", "nowhere"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
