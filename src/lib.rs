@@ -78,12 +78,14 @@ fn cgi_request(env: &Env, io: Streams, context: Context) -> i32 {
     let now = context.clock.now();
     let served = signout::serve(env, io.stdin, &config, now, &|path| std::fs::read(path));
     let (bytes, mut outcome, mut plan) = served.finish();
-    if let Some(plan) = plan.as_mut() {
-        outcome.relay = Some(plan.persist());
+    let persisted = plan.as_mut().map(relay::Plan::persist);
+    if let (Some(plan), Some(persisted)) = (&plan, &persisted) {
+        outcome.relay = plan.note(persisted).or(outcome.relay);
+        outcome.revoke = plan.revoke_note(Some(persisted)).or(outcome.revoke);
     }
     let written = io.stdout.write_all(&bytes).and_then(|()| io.stdout.flush());
-    if let Some(plan) = &plan
-        && outcome.relay.as_ref().is_some_and(relay::Note::delivers)
+    if let (Some(plan), Some(persisted)) = (&plan, &persisted)
+        && persisted.delivers()
         && let Err(e) = plan.launch(env)
     {
         outcome.relay_launch = Some(e.to_string());

@@ -21,11 +21,10 @@ use crate::cgi::args::Arguments;
 use crate::cgi::body::read_body;
 use crate::cgi::{Env, Response};
 use crate::config::{Loaded, Settings};
-use crate::credentials::NameCompare;
 use crate::error::Error;
 use crate::log::LogLine;
 use crate::registry::revocation::Revoke;
-use crate::registry::{self, Revocation, UserKey};
+use crate::registry::{self, Revocation, UserKey, user_key};
 use crate::relay::UsernameMap;
 use crate::spool::Spool;
 use crate::time::{unix_millis, unix_secs};
@@ -304,15 +303,6 @@ pub fn identities(username: &str, settings: &Settings) -> Result<Vec<UserKey>, E
     Ok(keys)
 }
 
-/// The registry's key for a user: `FED::JUR:USER`, lowercase when names compare without case.
-pub fn user_key(federation: &str, jurisdiction: &str, user: &str, compare: NameCompare) -> UserKey {
-    let key = format!("{federation}::{jurisdiction}:{user}");
-    match compare {
-        NameCompare::Case => key,
-        NameCompare::NoCase => key.to_ascii_lowercase(),
-    }
-}
-
 /// The time the revocation takes effect: the hub's `logout_at`, unless it is later than now
 /// (plus a minute of skew), when it is now; without one, the time of receipt.
 pub fn logout_time(logout_at: Option<u64>, received_ms: u64) -> u64 {
@@ -389,11 +379,5 @@ mod tests {
         assert_eq!(logout_time(Some(1_700_000_030), now), 1_700_000_030_000, "within the skew");
         assert_eq!(logout_time(Some(1_800_000_000), now), now, "never in the future");
         assert_eq!(logout_time(Some(u64::MAX), now), now);
-    }
-
-    #[test]
-    fn user_keys_follow_name_compare() {
-        assert_eq!(user_key("EX", "J", "Bob", NameCompare::Case), "EX::J:Bob");
-        assert_eq!(user_key("EX", "J", "Bob", NameCompare::NoCase), "ex::j:bob");
     }
 }

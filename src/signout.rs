@@ -42,6 +42,8 @@ pub struct Outcome {
     /// The hub's token variable, when this request's environment lacks it (the delivery will
     /// fail until the relay has it).
     pub relay_token_missing: Option<String>,
+    /// What the signout did to the registry (§12).
+    pub revoke: Option<relay::RevokeNote>,
     /// The delivery child could not be started.
     pub relay_launch: Option<String>,
     pub remote: Option<String>,
@@ -94,6 +96,9 @@ impl Outcome {
         }
         if let Some(name) = &self.relay_token_missing {
             line.set("relay_token", format!("missing: ${name} is not set"));
+        }
+        if let Some(revoke) = &self.revoke {
+            line.set("revoke", revoke);
         }
         if let Some(why) = &self.relay_launch {
             line.set("relay_launch", format!("failed: {why}"));
@@ -223,9 +228,30 @@ fn respond(
         user_agent: request.user_agent.as_deref(),
         at: now,
     };
-    let (note, plan) = relay::plan(env, &settings.relay, &signout);
+    let (note, mut plan) = relay::plan(env, &settings.relay, &signout);
     outcome.relay = Some(note);
-    outcome.relay_token_missing = plan.as_ref().and_then(|p| relay::missing_token(env, &p.route));
+    outcome.relay_token_missing =
+        plan.as_ref().and_then(|p| p.route.as_ref()).and_then(|r| relay::missing_token(env, r));
+    if let Some(registry) = &settings.registry {
+        let revocation = relay::revocation(
+            env,
+            registry,
+            &settings.rules.federation_name,
+            settings.rules.name_compare,
+            &decision.selection.removed,
+            &request.cookie_header,
+            now,
+        );
+        match revocation {
+            Ok(None) => {}
+            Ok(Some((revocation, target))) => {
+                let revoking = Plan::revoking(plan, &settings.relay, revocation, target);
+                outcome.revoke = revoking.revoke_note(None);
+                plan = Some(revoking);
+            }
+            Err(note) => outcome.revoke = Some(note),
+        }
+    }
     Ok((response, plan))
 }
 

@@ -17,8 +17,7 @@ use std::io::Write;
 use crate::cgi::Env;
 use crate::config::{Config, Settings};
 use crate::credentials::Identity;
-use crate::receiver::user_key;
-use crate::registry::{self, Fingerprint, Sighting};
+use crate::registry::{self, Fingerprint, Sighting, user_key};
 use crate::time::{Clock, rfc3339};
 
 pub fn run(

@@ -32,9 +32,8 @@ use crate::cgi::{Env, Response};
 use crate::config::{OnStoreError, Settings};
 use crate::credentials::expiry::set_cookie;
 use crate::credentials::{CookieName, header};
-use crate::receiver::user_key;
 use crate::registry::verdict::{self, Presented, Timing, Verdict};
-use crate::registry::{self, Fingerprint, Key, Store, UserKey};
+use crate::registry::{self, Fingerprint, Key, Store, UserKey, user_key};
 use crate::render::html;
 
 /// The most credentials of the federation one request may present: more is no browser's jar

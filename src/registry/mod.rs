@@ -24,11 +24,22 @@ pub mod verdict;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::credentials::NameCompare;
+
 pub use fingerprint::{Fingerprint, Key};
 pub use revocation::Revocation;
 
 /// `FED::JUR:USER`: whose credentials a revocation ends.
 pub type UserKey = String;
+
+/// The registry's key for a user: `FED::JUR:USER`, lowercase when names compare without case.
+pub fn user_key(federation: &str, jurisdiction: &str, user: &str, compare: NameCompare) -> UserKey {
+    let key = format!("{federation}::{jurisdiction}:{user}");
+    match compare {
+        NameCompare::Case => key,
+        NameCompare::NoCase => key.to_ascii_lowercase(),
+    }
+}
 
 /// What the store knows of one fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +149,16 @@ pub enum Location {
     Redis(String),
 }
 
+impl fmt::Display for Location {
+    /// As `REGISTRY` writes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Location::Redis(url) => f.write_str(url),
+        }
+    }
+}
+
 impl Location {
     pub fn parse(value: &str) -> Result<Location, String> {
         if let Some(path) = value.strip_prefix("sqlite:") {
@@ -197,6 +218,12 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_keys_follow_name_compare() {
+        assert_eq!(user_key("EX", "J", "Bob", NameCompare::Case), "EX::J:Bob");
+        assert_eq!(user_key("EX", "J", "Bob", NameCompare::NoCase), "ex::j:bob");
+    }
 
     #[test]
     fn locations() {

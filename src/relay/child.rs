@@ -9,41 +9,86 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::drain::{Counts, Courier, Entry};
+use super::drain::{Counts, Courier, Entry, RegistryAccess};
 use super::journal::Journal;
 use super::signal::{Route, Signal};
 use super::transport::Transport;
-use super::{GUIDE_TOKEN_ENV, Plan};
+use super::{GUIDE_TOKEN_ENV, Plan, RegistryTarget};
 use crate::cgi::Env;
-use crate::spool::Spool;
+use crate::registry::{self, Revocation};
+use crate::spool::{Record, Spool};
 use crate::time::Clock;
 
 /// What a request hands its delivery child on stdin: its own process, so the route (hub and
-/// token variable) is the request's configuration, not a record's.
+/// token variable) and the registry are the request's configuration, not a record's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
-    /// The spool the signals are in; `None` when they could not be spooled (best effort).
+    /// The spool the entries are in; `None` when they could not be spooled (best effort).
     pub spool: Option<PathBuf>,
     /// `RELAY_LOG`, when it is not the spool's own `relay.log`.
     pub log: Option<PathBuf>,
-    pub route: Route,
+    pub route: Option<Route>,
     pub signals: Vec<Signal>,
+    pub revocation: Option<(Revocation, RegistryTarget)>,
+}
+
+fn route_json(route: &Route) -> Value {
+    json!({
+        "endpoint": route.endpoint,
+        "token_env": route.token_env,
+        "timeout_secs": route.timeout_secs,
+        "max_age_secs": route.max_age_secs,
+        "send_logout_at": route.send_logout_at,
+    })
+}
+
+fn route_from(r: &Value) -> Option<Route> {
+    Some(Route {
+        endpoint: r["endpoint"].as_str()?.to_owned(),
+        token_env: r["token_env"].as_str()?.to_owned(),
+        timeout_secs: r["timeout_secs"].as_u64()?,
+        max_age_secs: r["max_age_secs"].as_u64()?,
+        send_logout_at: r["send_logout_at"].as_bool()?,
+    })
+}
+
+fn target_json(target: &RegistryTarget) -> Value {
+    let s = &target.settings;
+    json!({
+        "location": s.location.to_string(),
+        "key_env": s.key_env,
+        "password_env": s.password_env,
+        "ttl_secs": s.ttl_secs,
+        "federation": target.federation,
+    })
+}
+
+fn target_from(t: &Value) -> Option<RegistryTarget> {
+    let password_env = match &t["password_env"] {
+        Value::Null => None,
+        other => Some(other.as_str()?.to_owned()),
+    };
+    let settings = registry::Settings {
+        location: registry::Location::parse(t["location"].as_str()?).ok()?,
+        key_env: t["key_env"].as_str()?.to_owned(),
+        password_env,
+        ttl_secs: t["ttl_secs"].as_u64()?,
+    };
+    Some(RegistryTarget { settings, federation: t["federation"].as_str()?.to_owned() })
 }
 
 impl Payload {
     pub fn to_json(&self) -> String {
-        let route = &self.route;
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         json!({
-            "spool": self.spool.as_ref().map(|p| p.display().to_string()),
-            "log": self.log.as_ref().map(|p| p.display().to_string()),
-            "route": {
-                "endpoint": route.endpoint,
-                "token_env": route.token_env,
-                "timeout_secs": route.timeout_secs,
-                "max_age_secs": route.max_age_secs,
-                "send_logout_at": route.send_logout_at,
-            },
+            "spool": path(&self.spool),
+            "log": path(&self.log),
+            "route": self.route.as_ref().map(route_json),
             "signals": self.signals.iter().map(Signal::to_value).collect::<Vec<_>>(),
+            "revocation": self.revocation.as_ref().map(|(r, target)| json!({
+                "record": serde_json::from_str::<Value>(&r.to_json()).unwrap_or_default(),
+                "registry": target_json(target),
+            })),
         })
         .to_string()
     }
@@ -55,23 +100,27 @@ impl Payload {
             other => Some(Some(PathBuf::from(other.as_str()?))),
         };
         let (spool, log) = (path(&v["spool"])?, path(&v["log"])?);
-        let r = &v["route"];
-        let route = Route {
-            endpoint: r["endpoint"].as_str()?.to_owned(),
-            token_env: r["token_env"].as_str()?.to_owned(),
-            timeout_secs: r["timeout_secs"].as_u64()?,
-            max_age_secs: r["max_age_secs"].as_u64()?,
-            send_logout_at: r["send_logout_at"].as_bool()?,
+        let route = match &v["route"] {
+            Value::Null => None,
+            r => Some(route_from(r)?),
         };
         let signals =
             v["signals"].as_array()?.iter().map(Signal::from_value).collect::<Option<_>>()?;
-        Some(Payload { spool, log, route, signals })
+        let revocation = match &v["revocation"] {
+            Value::Null => None,
+            r => Some((
+                Revocation::from_json(r["record"].to_string().as_bytes())?,
+                target_from(&r["registry"])?,
+            )),
+        };
+        Some(Payload { spool, log, route, signals, revocation })
     }
 
-    /// The child's whole life is bounded: a few attempts' worth of time, however many signals
-    /// it carries (`RELAY_MAX_SIGNALS` caps them too); what it leaves is the drain's.
+    /// The child's whole life is bounded: a few attempts' worth of time, however many entries
+    /// it carries (`RELAY_MAX_SIGNALS` caps the signals); what it leaves is the drain's.
     fn deadline(&self, started: SystemTime) -> SystemTime {
-        started + Duration::from_secs(self.route.timeout_secs.saturating_mul(CHILD_ATTEMPTS))
+        let timeout = self.route.as_ref().map_or(15, |r| r.timeout_secs);
+        started + Duration::from_secs(timeout.saturating_mul(CHILD_ATTEMPTS))
     }
 }
 
@@ -86,12 +135,15 @@ impl Plan {
             log: self.log.clone(),
             route: self.route.clone(),
             signals: self.signals.clone(),
+            revocation: self.revocation.clone(),
         };
         // A clean environment: the request's (HTTP_COOKIE with other apps' sessions, HTTP_PROXY
         // from a `Proxy:` header) has no business in the child. It gets the token variable of
-        // its route, and what the TLS trust store honours.
-        let names =
-            [self.route.token_env.as_str(), GUIDE_TOKEN_ENV, "SSL_CERT_FILE", "SSL_CERT_DIR"];
+        // its route, the registry's password variable, and what the TLS trust store honours.
+        let mut names = vec![GUIDE_TOKEN_ENV, "SSL_CERT_FILE", "SSL_CERT_DIR"];
+        names.extend(self.route.as_ref().map(|r| r.token_env.as_str()));
+        names
+            .extend(self.revocation.as_ref().and_then(|(_, t)| t.settings.password_env.as_deref()));
         let kept = names.into_iter().filter_map(|name| Some((name, env.os(name)?)));
         let mut child = Command::new(std::env::current_exe()?)
             .args(["relay", "--deliver"])
@@ -136,30 +188,42 @@ pub fn deliver(
     input.read_to_end(&mut bytes)?;
     let payload = Payload::from_json(&bytes)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed delivery payload"))?;
-    let routes = std::slice::from_ref(&payload.route);
+    let routes: Vec<Route> = payload.route.iter().cloned().collect();
     let deadline = Some(payload.deadline(clock.now()));
     // The spool as the request left it; refused now (it changed hands meanwhile), nothing is
     // written under it.
     let spool = payload.spool.as_deref().map(|dir| Spool::open(dir, usize::MAX)).transpose()?;
     let journal = Journal::open(payload.log.as_deref(), spool.as_ref());
-    let courier =
-        Courier { routes, registry: None, transport, env, clock, journal: &journal, deadline };
+    let registry =
+        payload.revocation.as_ref().map(|(_, t)| RegistryAccess::new(&t.settings, &t.federation));
+    let courier = Courier {
+        routes: &routes,
+        registry: registry.as_ref(),
+        transport,
+        env,
+        clock,
+        journal: &journal,
+        deadline,
+    };
     let mut counts = Counts::default();
-    match &spool {
-        Some(spool) => {
-            for s in &payload.signals {
-                // A concurrent `relay` may have taken it already: then it is that drainer's.
-                match spool.claim::<Entry>(&s.id, clock.now())? {
-                    Some(claim) => courier.settle(spool, claim, &mut counts)?,
-                    None => counts.busy += 1,
+    let entries: Vec<Entry> = payload
+        .signals
+        .iter()
+        .cloned()
+        .map(Entry::Signal)
+        .chain(payload.revocation.iter().map(|(r, _)| Entry::Revocation(r.clone())))
+        .collect();
+    for entry in entries {
+        match &spool {
+            // A concurrent `relay` may have taken it already: then it is that drainer's.
+            Some(spool) => match spool.claim::<Entry>(entry.id(), clock.now())? {
+                Some(claim) => courier.settle(spool, claim, &mut counts)?,
+                None => counts.busy += 1,
+            },
+            None => {
+                if !courier.once(entry, &mut counts) {
+                    break;
                 }
-            }
-        }
-        None => {
-            for s in &payload.signals {
-                let mut s = s.clone();
-                let Some(attempt) = courier.attempt(&mut s, &mut counts) else { break };
-                courier.record(&s, &attempt);
             }
         }
     }
@@ -194,18 +258,40 @@ mod tests {
 
     #[test]
     fn payload_round_trips() {
+        let target = RegistryTarget {
+            settings: registry::Settings {
+                location: registry::Location::parse("sqlite:/var/lib/dacs-signout/registry.db")
+                    .unwrap(),
+                key_env: "DACS_REGISTRY_KEY".into(),
+                password_env: Some("REDIS_PASSWORD".into()),
+                ttl_secs: 7200,
+            },
+            federation: "EX".into(),
+        };
+        let revocation = Revocation {
+            id: "r".into(),
+            revoke: registry::revocation::Revoke::Users {
+                users: vec!["EX::J:bob".into()],
+                before_ms: 5,
+            },
+            created: 1,
+            attempts: 0,
+            next_attempt: 1,
+        };
         let spooled = Payload {
             spool: Some("/var/spool/dacs-signout".into()),
             log: None,
-            route: route(),
+            route: Some(route()),
             signals: vec![signal("a"), signal("b")],
+            revocation: Some((revocation, target)),
         };
         assert_eq!(Payload::from_json(spooled.to_json().as_bytes()), Some(spooled));
         let best_effort = Payload {
             spool: None,
             log: Some("/tmp/l".into()),
-            route: route(),
+            route: Some(route()),
             signals: vec![signal("c")],
+            revocation: None,
         };
         assert_eq!(Payload::from_json(best_effort.to_json().as_bytes()), Some(best_effort));
         for bad in [&b"{}"[..], b"[]", b"{\"spool\":1,\"log\":\"l\",\"signals\":[]}", b"not json"] {
@@ -215,7 +301,13 @@ mod tests {
 
     #[test]
     fn the_child_has_two_attempts_worth_of_time() {
-        let p = Payload { spool: None, log: None, route: route(), signals: vec![] };
+        let p = Payload {
+            spool: None,
+            log: None,
+            route: Some(route()),
+            signals: vec![],
+            revocation: None,
+        };
         let start = SystemTime::UNIX_EPOCH;
         assert_eq!(p.deadline(start), start + Duration::from_secs(30));
     }

@@ -224,12 +224,7 @@ impl Courier<'_> {
             Entry::Revocation(mut revocation) => {
                 revocation.attempts += 1;
                 let now = unix_secs(self.clock.now());
-                let outcome = match self.registry {
-                    None => Err("no REGISTRY is configured here".to_owned()),
-                    Some(registry) => {
-                        registry.apply(&revocation.revoke, self.env).map_err(|e| e.to_string())
-                    }
-                };
+                let outcome = self.revoke(&revocation);
                 let settled = match &outcome {
                     Ok(()) => {
                         counts.revoked += 1;
@@ -245,8 +240,48 @@ impl Courier<'_> {
                     now,
                     &revocation,
                     outcome.as_ref().err(),
+                    true,
                 ));
                 settled
+            }
+        }
+    }
+
+    /// One attempt at an entry that is in no spool (best effort): a signal sent once, a
+    /// revocation applied once, each logged. `false` once the deadline left no time.
+    pub fn once(&self, entry: Entry, counts: &mut Counts) -> bool {
+        match entry {
+            Entry::Signal(mut signal) => match self.attempt(&mut signal, counts) {
+                None => false,
+                Some(attempt) => {
+                    self.record(&signal, &attempt);
+                    true
+                }
+            },
+            Entry::Revocation(mut revocation) => {
+                revocation.attempts += 1;
+                let outcome = self.revoke(&revocation);
+                match outcome {
+                    Ok(()) => counts.revoked += 1,
+                    Err(_) => counts.dead += 1,
+                }
+                let now = unix_secs(self.clock.now());
+                self.journal.append(&journal::revocation_line(
+                    now,
+                    &revocation,
+                    outcome.as_ref().err(),
+                    false,
+                ));
+                true
+            }
+        }
+    }
+
+    fn revoke(&self, revocation: &Revocation) -> Result<(), String> {
+        match self.registry {
+            None => Err("no REGISTRY is configured here".to_owned()),
+            Some(registry) => {
+                registry.apply(&revocation.revoke, self.env).map_err(|e| e.to_string())
             }
         }
     }

@@ -53,10 +53,21 @@ pub fn line(now: u64, signal: &Signal, attempt: &Attempt) -> String {
 }
 
 /// `TIME dacs_signout relay: revocation=ID outcome=applied|retry attempt=N [why=…]`
-pub fn revocation_line(now: u64, revocation: &Revocation, error: Option<&String>) -> String {
+/// A revocation's attempt; `spooled` says whether a failure will be tried again.
+pub fn revocation_line(
+    now: u64,
+    revocation: &Revocation,
+    error: Option<&String>,
+    spooled: bool,
+) -> String {
+    let outcome = match (error, spooled) {
+        (None, _) => "applied",
+        (Some(_), true) => "retry",
+        (Some(_), false) => "lost",
+    };
     let mut line = LogLine::default();
     line.set("revocation", &revocation.id)
-        .set("outcome", if error.is_some() { "retry" } else { "applied" })
+        .set("outcome", outcome)
         .set("attempt", revocation.attempts);
     if let Some(why) = error {
         line.set("why", why);

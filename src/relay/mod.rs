@@ -28,7 +28,7 @@ use std::time::Duration;
 
 pub use child::{Payload, close_inherited_descriptors, deliver};
 pub use drain::{Courier, RegistryAccess, drain};
-pub use plan::{Note, Plan, Signout, plan};
+pub use plan::{Note, Plan, RegistryTarget, RevokeNote, Signout, plan, revocation};
 pub use signal::Route;
 
 use crate::cgi::Env;

@@ -5,20 +5,35 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use super::drain::Entry;
 use super::signal::{Route, Signal, user_agent};
 use super::{RelayIdentity, Settings, UsernameMap, route};
 use crate::cgi::Env;
-use crate::credentials::{Credential, NameCompare};
+use crate::credentials::{Credential, NameCompare, header};
+use crate::registry::revocation::Revoke;
+use crate::registry::{self, Fingerprint, Key, Revocation, Sighting, user_key};
 use crate::spool::{Spool, is_full};
 use crate::time::unix_secs;
 use crate::urls;
 use crate::version::VERSION;
 
-/// The signals of one signout and where they go.
+/// The registry a signout's revocation goes to (§12): its settings and the federation whose
+/// keys it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryTarget {
+    pub settings: registry::Settings,
+    pub federation: String,
+}
+
+/// What one signout sends after its response, and where: the signals for the hub, and the
+/// revocation of the removed credentials for the registry.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub route: Route,
+    /// The hub; `None` when only the registry is configured.
+    pub route: Option<Route>,
     pub signals: Vec<Signal>,
+    /// The removed credentials, revoked themselves, and the registry that keeps it.
+    pub revocation: Option<(Revocation, RegistryTarget)>,
     /// Network usernames left out by `RELAY_MAX_SIGNALS`.
     pub dropped: usize,
     pub spool_dir: PathBuf,
@@ -86,6 +101,77 @@ impl Note {
     pub fn delivers(&self) -> bool {
         matches!(self, Note::Spooled { .. } | Note::BestEffort { .. })
     }
+}
+
+/// What a signout did to its registry (`revoke=` on the log line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeNote {
+    /// The fingerprint key is not in the request's environment: nothing can be revoked.
+    KeyMissing(String),
+    /// The revocation of these many credentials, once persisted.
+    Credentials { credentials: usize, persisted: Option<Persisted> },
+}
+
+impl fmt::Display for RevokeNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RevokeNote::KeyMissing(var) => write!(f, "key-missing: ${var} is not set"),
+            RevokeNote::Credentials { credentials: n, persisted: None } => write!(f, "planned:{n}"),
+            RevokeNote::Credentials { credentials: n, persisted: Some(p) } => match p {
+                Persisted::Spooled => write!(f, "spooled:{n}"),
+                Persisted::BestEffort { spool, why } => {
+                    write!(f, "best-effort:{n} (spool {} unusable: {why})", spool.display())
+                }
+                Persisted::Lost(why) => write!(f, "lost:{n} ({why})"),
+            },
+        }
+    }
+}
+
+/// The revocation of the credentials a signout removed (§12), for the registry of `settings`:
+/// every value the browser sent under a removed name, fingerprinted with the key of the
+/// request's environment. The credentials went from this browser; no copy of them may pass a
+/// guard of the federation again.
+pub fn revocation(
+    env: &Env,
+    settings: &registry::Settings,
+    federation: &str,
+    compare: NameCompare,
+    removed: &[Credential],
+    cookie_header: &[u8],
+    at: SystemTime,
+) -> Result<Option<(Revocation, RegistryTarget)>, RevokeNote> {
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    let key = env
+        .raw(&settings.key_env)
+        .and_then(Key::new)
+        .ok_or_else(|| RevokeNote::KeyMissing(settings.key_env.clone()))?;
+    let credentials: Vec<Sighting> = header::pairs(cookie_header)
+        .filter_map(|(name, value)| {
+            let c = removed.iter().find(|c| c.name.as_bytes() == name)?;
+            let id = &c.identity;
+            Some(Sighting {
+                fingerprint: Fingerprint::of(&key, name, value),
+                user: user_key(id.federation, id.jurisdiction, id.username, compare),
+            })
+        })
+        .collect();
+    let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let revocation = Revocation {
+        id: format!("{secs:011}-{:09}-{}-c", since_epoch.subsec_nanos(), std::process::id()),
+        revoke: Revoke::Credentials {
+            credentials,
+            at_ms: u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
+        },
+        created: secs,
+        attempts: 0,
+        next_attempt: secs,
+    };
+    let target = RegistryTarget { settings: settings.clone(), federation: federation.to_owned() };
+    Ok(Some((revocation, target)))
 }
 
 /// What a signout hands the relay.
@@ -176,7 +262,8 @@ pub fn plan(env: &Env, settings: &Settings, signout: &Signout) -> (Note, Option<
         })
         .collect();
     let plan = Plan {
-        route,
+        route: Some(route),
+        revocation: None,
         dropped,
         spool_dir: PathBuf::from(&settings.spool_dir),
         spool_max: settings.spool_max,
@@ -187,25 +274,90 @@ pub fn plan(env: &Env, settings: &Settings, signout: &Signout) -> (Note, Option<
     (Note::Planned { signals: plan.signals.len(), dropped }, Some(plan))
 }
 
+/// What became of a plan's entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persisted {
+    /// In the spool: the delivery child and the drain have them.
+    Spooled,
+    /// The spool could not be used: one attempt each, without durability.
+    BestEffort { spool: PathBuf, why: String },
+    /// The spool is full (`RELAY_SPOOL_MAX`): lost, and said so.
+    Lost(String),
+}
+
+impl Persisted {
+    /// Whether there is anything for the delivery child to send.
+    pub fn delivers(&self) -> bool {
+        !matches!(self, Persisted::Lost(_))
+    }
+}
+
 impl Plan {
-    /// Writes every signal durably to the spool. Returns the note for the request's log line.
-    pub fn persist(&mut self) -> Note {
+    /// A plan that also revokes `revocation` (a signout that removed credentials, with a
+    /// registry configured), whether or not there are signals for a hub.
+    pub fn revoking(
+        plan: Option<Plan>,
+        settings: &Settings,
+        revocation: Revocation,
+        target: RegistryTarget,
+    ) -> Plan {
+        let mut plan = plan.unwrap_or_else(|| Plan {
+            route: None,
+            signals: Vec::new(),
+            revocation: None,
+            dropped: 0,
+            spool_dir: PathBuf::from(&settings.spool_dir),
+            spool_max: settings.spool_max,
+            log: settings.log.as_ref().map(PathBuf::from),
+            spooled: false,
+        });
+        plan.revocation = Some((revocation, target));
+        plan
+    }
+
+    /// Everything the plan holds, as spool entries.
+    pub fn entries(&self) -> Vec<Entry> {
+        let signals = self.signals.iter().cloned().map(Entry::Signal);
+        signals.chain(self.revocation.iter().map(|(r, _)| Entry::Revocation(r.clone()))).collect()
+    }
+
+    /// Writes every entry durably to the spool, before the response.
+    pub fn persist(&mut self) -> Persisted {
         let spooled = Spool::create(&self.spool_dir, self.spool_max)
-            .and_then(|spool| spool.put_all(&self.signals));
+            .and_then(|spool| spool.put_all(&self.entries()));
         match spooled {
             Ok(()) => {
                 self.spooled = true;
-                Note::Spooled { signals: self.signals.len(), dropped: self.dropped }
+                Persisted::Spooled
             }
             // A full spool means the hub has been unreachable for long, or someone is filling
             // it: one more attempt each would not help, and the disk is what the limit guards.
-            Err(e) if is_full(&e) => Note::Lost { signals: self.signals.len(), why: e.to_string() },
-            Err(e) => Note::BestEffort {
-                signals: self.signals.len(),
-                spool: self.spool_dir.clone(),
-                why: e.to_string(),
-            },
+            Err(e) if is_full(&e) => Persisted::Lost(e.to_string()),
+            Err(e) => Persisted::BestEffort { spool: self.spool_dir.clone(), why: e.to_string() },
         }
+    }
+
+    /// The registry's note for the request's log line, once persisted; `None` without a
+    /// revocation.
+    pub fn revoke_note(&self, persisted: Option<&Persisted>) -> Option<RevokeNote> {
+        let (revocation, _) = self.revocation.as_ref()?;
+        let Revoke::Credentials { credentials, .. } = &revocation.revoke else { return None };
+        Some(RevokeNote::Credentials {
+            credentials: credentials.len(),
+            persisted: persisted.cloned(),
+        })
+    }
+
+    /// The relay's note for the request's log line, once persisted; `None` without signals.
+    pub fn note(&self, persisted: &Persisted) -> Option<Note> {
+        let signals = self.signals.len();
+        (signals > 0).then(|| match persisted {
+            Persisted::Spooled => Note::Spooled { signals, dropped: self.dropped },
+            Persisted::BestEffort { spool, why } => {
+                Note::BestEffort { signals, spool: spool.clone(), why: why.clone() }
+            }
+            Persisted::Lost(why) => Note::Lost { signals, why: why.clone() },
+        })
     }
 }
 
@@ -303,7 +455,7 @@ mod tests {
         assert!(signal.id.starts_with("01700000000-"), "{}", signal.id);
         assert_eq!(signal.user_agent, format!("dacs_signout/{VERSION}"));
         assert_eq!(signal.endpoint, "https://h/api/v1/actions/logout/");
-        assert_eq!(plan.route.endpoint, signal.endpoint);
+        assert_eq!(plan.route.as_ref().unwrap().endpoint, signal.endpoint);
         assert_eq!(plan.log, None);
     }
 
@@ -319,7 +471,11 @@ mod tests {
         assert!(matches!(note, Note::Error(ref why) if !why.contains("u:p")), "{note:?}");
         let (_, p) = plan(&Env::default(), &cookies(Some("https://h/")), &signout(&removed, None));
         let mut p = p.unwrap();
-        assert!(matches!(p.persist(), Note::BestEffort { signals: 1, .. }));
+        let persisted = p.persist();
+        assert!(
+            matches!(p.note(&persisted), Some(Note::BestEffort { signals: 1, .. })),
+            "{persisted:?}"
+        );
         assert!(!p.spooled);
     }
 }

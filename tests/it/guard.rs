@@ -119,6 +119,85 @@ fn a_signout_elsewhere_ends_the_credentials_seen_before_it() {
     passes(&guard.authorize("DACS:EX::DSS:amy=hers"));
 }
 
+/// Signing out here revokes the credentials the browser gave up (§12): a copy kept elsewhere
+/// (another browser, a stolen cookie) is refused by every guard, a new sign-in is not.
+#[test]
+fn a_signout_here_revokes_the_copies_of_what_it_removed() {
+    let fed = Federation::new();
+    let guard = GuardProcess::start(&fed_conf(&fed, ""), &[]);
+    let bob = "DACS:EX::FEDROOT:bob=the-copy";
+    passes(&guard.authorize(bob));
+    let out = Cgi::get("FORMAT=JSON")
+        .config(&fed_conf(&fed, ""))
+        .env("DACS_REGISTRY_KEY", KEY)
+        .cookie(&format!("{bob}; DACS:EX::DSS:amy=hers"))
+        .run();
+    out.status(200);
+    assert_eq!(out.expired().len(), 2, "{}", out.log);
+    assert!(out.log.contains(" revoke=spooled:2"), "{}", out.log);
+    // The delivery child applies it once the response is out; bounded wait.
+    let refused = (0..100)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            guard.authorize(bob)
+        })
+        .find(|a| a.status == 401)
+        .expect("the copy is refused within five seconds");
+    assert_eq!(refused.expired(), ["DACS:EX::FEDROOT:bob"]);
+    assert_eq!(guard.authorize("DACS:EX::DSS:amy=hers").status, 401);
+    // Only those values: bob signing in again is served, and so is another of amy's.
+    passes(&guard.authorize("DACS:EX::FEDROOT:bob=signed-in-again"));
+    passes(&guard.authorize("DACS:EX::DSS:amy=another"));
+    let log = std::fs::read_to_string(fed.spool().join("relay.log")).unwrap();
+    assert!(log.contains("outcome=applied"), "{log}");
+    assert!(!log.contains("the-copy"), "no cookie value is logged: {log}");
+}
+
+/// A spool that cannot be used: the revocation is still applied, once, by the delivery child.
+#[test]
+fn a_signout_without_a_spool_revokes_on_a_best_effort() {
+    let fed = Federation::new();
+    let guard = GuardProcess::start(&fed_conf(&fed, ""), &[]);
+    let bob = "DACS:EX::FEDROOT:bob=the-copy";
+    passes(&guard.authorize(bob));
+    let conf = fed_conf(&fed, "").replace(
+        &format!("RELAY_SPOOL_DIR \"{}\"", fed.spool().display()),
+        "RELAY_SPOOL_DIR \"/dev/null/spool\"",
+    );
+    let out = Cgi::get("").config(&conf).env("DACS_REGISTRY_KEY", KEY).cookie(bob).run();
+    out.status(200);
+    assert!(
+        out.log.contains(" revoke=\"best-effort:1 (spool /dev/null/spool unusable"),
+        "{}",
+        out.log
+    );
+    let refused = (0..100)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            guard.authorize(bob)
+        })
+        .find(|a| a.status == 401);
+    assert!(refused.is_some(), "the copy is refused within five seconds");
+}
+
+/// Without the fingerprint key the signout still signs the browser out, and says what it
+/// could not do.
+#[test]
+fn a_signout_without_the_key_says_so() {
+    let fed = Federation::new();
+    let out = Cgi::get("").config(&fed_conf(&fed, "")).cookie("DACS:EX::FEDROOT:bob=x").run();
+    out.status(200);
+    assert_eq!(out.expired(), ["DACS:EX::FEDROOT:bob"]);
+    assert!(
+        out.log.contains(" revoke=\"key-missing: $DACS_REGISTRY_KEY is not set\""),
+        "{}",
+        out.log
+    );
+    // Nothing removed, nothing to revoke.
+    let out = Cgi::get("").config(&fed_conf(&fed, "")).env("DACS_REGISTRY_KEY", KEY).run();
+    assert!(!out.log.contains("revoke="), "{}", out.log);
+}
+
 #[test]
 fn the_idle_timeout_ends_a_session_left_alone_and_not_one_in_use() {
     let fed = Federation::new();
@@ -164,34 +243,41 @@ fn the_denial_page_echoes_the_status_and_expires_again() {
     assert_eq!(counters["denial_pages"], 3);
 }
 
-/// The registry unreadable: `GUARD_ON_STORE_ERROR` decides, and a revocation read lately still
-/// holds (a short outage does not reopen it).
+/// The registry down (Redis stopped, so every worker's connection fails alike):
+/// `GUARD_ON_STORE_ERROR` decides, and a revocation read lately still holds (a short outage
+/// does not reopen it).
 #[test]
 fn a_registry_that_fails_follows_the_policy_and_keeps_recent_revocations() {
-    use std::os::unix::fs::PermissionsExt;
     let fed = Federation::new();
-    let lib = fed.dir.path().join("lib");
     for (policy, expected) in [("allow", 200), ("deny", 401)] {
-        let guard = GuardProcess::start(
-            &fed_conf(&fed, &format!("GUARD_ON_STORE_ERROR \"{policy}\"")),
-            &[],
-        );
-        let revoked = format!("DACS:EX::FEDROOT:gone-{policy}=1");
-        let revoked = revoked.as_str();
+        let mut redis = RedisServer::start();
+        let text = conf(&format!(
+            "{EXAMPLE}\nREGISTRY \"{}\"\nRECEIVER_TOKEN_ENV \"HUB_TOKEN\"\nRELAY_SPOOL_DIR \"{}\"\n\
+             GUARD_ON_STORE_ERROR \"{policy}\"",
+            redis.url(),
+            fed.spool().display()
+        ));
+        let guard = GuardProcess::start(&text, &[]);
+        let revoked = "DACS:EX::FEDROOT:bob=1";
         passes(&guard.authorize(revoked));
         std::thread::sleep(Duration::from_millis(20));
-        hub_says_signed_out(&fed, &format!("gone-{policy}"));
+        let out = Cgi::method("POST", "username=bob")
+            .program(RECEIVER)
+            .config(&text)
+            .env("HUB_TOKEN", TOKEN)
+            .env("CONTENT_LENGTH", "0")
+            .env("HTTP_AUTHORIZATION", &format!("Bearer {TOKEN}"))
+            .run();
+        assert_eq!(out.status, 200, "{}", out.log);
         assert_eq!(guard.authorize(revoked).status, 401, "read while the registry works");
-        std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o777)).unwrap();
-        // The registry refused (its directory could be swapped): new workers cannot open it.
+        redis.stop();
         let other = guard.authorize(&format!("DACS:EX::FEDROOT:{policy}-someone=1"));
-        let still = guard.authorize(revoked);
-        std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert_eq!(other.status, expected, "{policy}: {other:?}");
         assert!(other.expired().is_empty(), "nothing is known to be revoked");
-        assert_eq!(still.status, 401, "{policy}: the cached revocation holds");
+        assert_eq!(guard.authorize(revoked).status, 401, "{policy}: the cached revocation holds");
         let health = ask(&guard.socket, RESPONDER, &[("DACS_GUARD_ROLE", "health")]);
-        assert!(health.body.contains("\"store_errors\":"), "{}", health.body);
+        let counters: serde_json::Value = serde_json::from_str(&health.body).unwrap();
+        assert!(counters["store_errors"].as_u64() >= Some(2), "{}", health.body);
     }
 }
 
