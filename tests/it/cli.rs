@@ -160,6 +160,48 @@ fn demo_serves_a_portal_and_signs_out_through_the_real_binary() {
     assert!(!signout.contains("theme="));
 }
 
+/// The demo's network half, as a browser goes through it: a fresh credential at each sign-in,
+/// a protected page behind the real `dacs_guard`, the hub's button calling the real
+/// `dacs_logout_receiver`, after which the guard refuses the credential and expires it; and a
+/// signout that revokes the copies of what it removed.
+#[test]
+fn demo_shows_the_guard_the_receiver_and_a_revoking_signout() {
+    let demo = Demo::start();
+    let credential = |answer: &str| {
+        let line = answer.lines().find(|l| l.starts_with("Set-Cookie: DACS:DEMO::DEMO:")).unwrap();
+        line["Set-Cookie: ".len()..].split(';').next().unwrap().to_owned()
+    };
+    let alice = credential(&demo.get("/signin?user=alice", ""));
+    assert_ne!(alice, credential(&demo.get("/signin?user=alice", "")), "a new value each time");
+    let page = demo.get("/protected/", &alice);
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n") && page.contains("id=\"welcome\""), "{page}");
+    let hub = demo.send(
+        b"POST /hub-says HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 10\r\nConnection: close\r\n\r\nuser=alice",
+    );
+    assert!(hub.contains("<strong id=\"receiver-status\">200 OK</strong>"), "{hub}");
+    let refused = demo.get("/protected/", &alice);
+    assert!(refused.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{refused}");
+    assert!(refused.contains("Set-Cookie: DACS:DEMO::DEMO:alice=; Max-Age=0"), "{refused}");
+    let portal = demo.get("/", &alice);
+    assert!(portal.contains("id=\"refused\"") && portal.contains("Max-Age=0"), "{portal}");
+    // Signed in again: served.
+    let again = credential(&demo.get("/signin?user=alice", ""));
+    assert!(demo.get("/protected/", &again).contains("id=\"welcome\""));
+    // bob signs out here; a copy of his credential kept elsewhere is refused from then on.
+    let bob = credential(&demo.get("/signin?user=bob@example.org", ""));
+    assert!(demo.get("/protected/", &bob).contains("id=\"welcome\""));
+    let out = demo.get("/cgi-bin/dacs_signout?FORMAT=JSON", &bob);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    let refused = (0..100)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            demo.get("/protected/", &bob)
+        })
+        .any(|answer| answer.starts_with("HTTP/1.1 401"));
+    assert!(refused, "the copy is refused within five seconds");
+}
+
 /// "Sign out (and come back here)" lands on the portal with the program's DACS_* arguments:
 /// the portal says so, escaped.
 #[test]
