@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 use dacs_signout::Env;
 use dacs_signout::credentials::{Filter, Identity, NameCompare, Selection};
 use dacs_signout::testing::{
-    AllowRule, Arguments, Config, Payload, Record, Signal, Source, allowed, location,
+    AllowRule, Arguments, Config, Conversation, Payload, Record, Revocation, Signal, Source, Step,
+    allowed, identities, location, read_record, receiver_read,
 };
 
 /// A fuzz target: it panics when an invariant breaks.
@@ -28,6 +29,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("handler", handler),
     ("remote_user", remote_user),
     ("spool_record", spool_record),
+    ("receiver_call", receiver_call),
+    ("fastcgi_records", fastcgi_records),
 ];
 
 /// `Selection::select` on an arbitrary `Cookie` header. The first byte picks the name
@@ -221,5 +224,95 @@ pub fn spool_record(data: &[u8]) {
     }
     if let Some(payload) = Payload::from_json(data) {
         assert_eq!(Payload::from_json(payload.to_json().as_bytes()), Some(payload));
+    }
+    if let Some(revocation) = Revocation::from_json(data) {
+        let again = Revocation::from_json(revocation.to_json().as_bytes());
+        assert_eq!(again.as_ref(), Some(&revocation));
+    }
+}
+
+/// The receiver's reading of a hub's call (§11), then the identities it revokes. The input is
+/// `FLAGS QUERY \0 BODY`; the flags byte picks the method and the configuration (with or
+/// without `RECEIVER_USERNAME_MAP`, names compared with or without case).
+pub fn receiver_call(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else { return };
+    let mut fields = rest.splitn(2, |&b| b == 0);
+    let (query, body) = (fields.next().unwrap_or_default(), fields.next().unwrap_or_default());
+    let method = ["POST", "GET", "PUT", ""][usize::from(flags % 4)];
+    let env = {
+        use std::os::unix::ffi::OsStringExt;
+        let vars: [(&str, Vec<u8>); 4] = [
+            ("REQUEST_METHOD", method.into()),
+            ("QUERY_STRING", query.to_vec()),
+            ("CONTENT_LENGTH", body.len().to_string().into_bytes()),
+            ("CONTENT_TYPE", b"application/json".to_vec()),
+        ];
+        Env::from_os(vars.into_iter().map(|(k, v)| (k.into(), std::ffi::OsString::from_vec(v))))
+    };
+    let call = match receiver_read(&env, &mut &body[..]) {
+        Ok(call) => call,
+        Err(e) => {
+            let status = e.status().0;
+            assert!((400..500).contains(&status), "{status} for a bad call");
+            return;
+        }
+    };
+    let user = &call.username;
+    assert!(!user.is_empty() && user.trim() == user, "{user:?}");
+    assert!(user.len() <= 256 && !user.contains(char::is_control), "{user:?}");
+    let settings = receiver_settings(flags & 4 != 0, flags & 8 != 0);
+    if let Ok(keys) = identities(user, settings) {
+        assert!(!keys.is_empty());
+        for key in keys {
+            let federation = key.split("::").next().unwrap_or_default();
+            assert!(federation.eq_ignore_ascii_case("EX"), "{key:?} outside the federation");
+            assert!(!key.contains(char::is_control), "{key:?}");
+        }
+    }
+}
+
+/// The receiver's configurations: with or without a username map, with or without case.
+fn receiver_settings(mapped: bool, nocase: bool) -> &'static dacs_signout::testing::Settings {
+    static SETTINGS: OnceLock<Vec<dacs_signout::testing::Settings>> = OnceLock::new();
+    let all = SETTINGS.get_or_init(|| {
+        let mut all = Vec::new();
+        for map in ["", "RECEIVER_USERNAME_MAP \"^([^@]+)@(uni|lib)$ => $2:$1,FEDROOT:$1\""] {
+            for compare in ["case", "nocase"] {
+                let text = format!(
+                    "<Configuration><Default>FEDERATION_NAME \"EX\"\nFEDERATION_DOMAIN \
+                     \"example.org\"\nJURISDICTION_NAME \"FEDROOT\"\nNAME_COMPARE \
+                     \"{compare}\"\n{map}\n</Default></Configuration>"
+                );
+                let config = Config::parse(&text, Source::BuiltIn).expect("a valid configuration");
+                all.push(config.settings("").expect("usable settings"));
+            }
+        }
+        all
+    });
+    &all[usize::from(mapped) * 2 + usize::from(nocase)]
+}
+
+/// The guard's FastCGI conversation (§13) on arbitrary bytes: records read one after another
+/// and handed to it, as the connection loop does. What it answers is whole records; what it
+/// serves is a responder or an authorizer with its parameters.
+pub fn fastcgi_records(data: &[u8]) {
+    let mut input = data;
+    let mut conversation = Conversation::default();
+    // At most as many records as the input can hold: each takes 8 bytes.
+    while let Ok(Some(record)) = read_record(&mut input) {
+        match conversation.take(record) {
+            Err(_) => return, // the connection ends
+            Ok(Step::Wait) => {}
+            Ok(Step::Reply(bytes) | Step::Aborted { reply: bytes, .. }) => {
+                let mut reply = &bytes[..];
+                let record = read_record(&mut reply).expect("a whole record").expect("one");
+                assert!(reply.is_empty(), "one record per reply");
+                assert!(record.content.len() <= 65_535);
+            }
+            Ok(Step::Serve(request)) => {
+                assert!(request.role == 1 || request.role == 2, "role {}", request.role);
+                let _ = request.env.raw("HTTP_COOKIE");
+            }
+        }
     }
 }

@@ -2,9 +2,18 @@
 //! guard answers. Written here rather than taken from a crate: the one crate that serves the
 //! authorizer role (`tokio-fastcgi`) brings an async runtime into a synchronous program and has
 //! no limits; the protocol the guard needs is a few record types (README, "Dependencies").
-//! Pure over buffers: the guard's connection loop does the I/O.
+//! Pure over buffers: the guard's connection loop does the I/O, and [`Conversation`] decides
+//! what each record it reads amounts to.
 
 use std::io::{self, Read};
+
+use crate::cgi::Env;
+
+/// The most `PARAMS` one request may carry (a large cookie jar fits).
+pub const MAX_PARAMS: usize = 256 * 1024;
+/// The most `STDIN` read and dropped (a responder's request body: Apache's error document
+/// passes the original POST body on).
+pub const MAX_STDIN: usize = 16 * 1024 * 1024;
 
 pub const VERSION: u8 = 1;
 
@@ -140,6 +149,128 @@ pub fn encode_pairs(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
         out.extend_from_slice(value);
     }
     out
+}
+
+/// A complete request: its id, role and parameters; whether the connection stays open after.
+#[derive(Debug)]
+pub struct Request {
+    pub id: u16,
+    pub role: u16,
+    pub keep: bool,
+    pub env: Env,
+}
+
+/// What one record amounts to on a connection.
+#[derive(Debug)]
+pub enum Step {
+    /// Nothing yet.
+    Wait,
+    /// Bytes to send back at once (management answers, refusals of a role or a second
+    /// request).
+    Reply(Vec<u8>),
+    /// A request is complete: answer it, and end the connection unless `keep`.
+    Serve(Request),
+    /// `ABORT_REQUEST`: its end is sent; `close` when the connection ends with it.
+    Aborted { reply: Vec<u8>, close: bool },
+}
+
+/// The request being read on a connection.
+struct Active {
+    id: u16,
+    role: u16,
+    keep: bool,
+    params: Vec<u8>,
+    /// The parameters are complete; a responder then waits for the end of `STDIN`.
+    env: Option<Env>,
+    stdin: usize,
+}
+
+fn invalid(why: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+/// One connection's requests, one after another (none of the servers multiplexes), each
+/// complete as soon as it can be answered (an authorizer right after its parameters: Apache
+/// sends it no `STDIN`). An `Err` ends the connection: the peer speaks no FastCGI, or goes
+/// over a limit.
+#[derive(Default)]
+pub struct Conversation {
+    active: Option<Active>,
+}
+
+impl Conversation {
+    pub fn take(&mut self, record: Record) -> io::Result<Step> {
+        let Record { kind, id, content } = record;
+        match kind {
+            GET_VALUES => {
+                let values = encode_pairs(&[
+                    (b"FCGI_MAX_CONNS", b"64"),
+                    (b"FCGI_MAX_REQS", b"64"),
+                    (b"FCGI_MPXS_CONNS", b"0"),
+                ]);
+                Ok(Step::Reply(self::record(GET_VALUES_RESULT, 0, &values)))
+            }
+            BEGIN_REQUEST => {
+                if self.active.is_some() {
+                    return Ok(Step::Reply(end_request(id, 0, CANT_MPX_CONN)));
+                }
+                let (role, flags) =
+                    begin(&content).ok_or_else(|| invalid("a short BEGIN_REQUEST"))?;
+                if role != RESPONDER && role != AUTHORIZER {
+                    return Ok(Step::Reply(end_request(id, 0, UNKNOWN_ROLE)));
+                }
+                let keep = flags & FLAG_KEEP_CONN != 0;
+                self.active =
+                    Some(Active { id, role, keep, params: Vec::new(), env: None, stdin: 0 });
+                Ok(Step::Wait)
+            }
+            ABORT_REQUEST if self.active.as_ref().is_some_and(|a| a.id == id) => {
+                let keep = self.active.take().is_some_and(|a| a.keep);
+                Ok(Step::Aborted { reply: end_request(id, 0, REQUEST_COMPLETE), close: !keep })
+            }
+            PARAMS | STDIN => {
+                let Some(request) = self.active.as_mut().filter(|a| a.id == id) else {
+                    return Ok(Step::Wait);
+                };
+                let ready = if kind == PARAMS && request.env.is_none() {
+                    if content.is_empty() {
+                        let pairs =
+                            pairs(&request.params).ok_or_else(|| invalid("malformed PARAMS"))?;
+                        request.env = Some(Env::from_byte_pairs(pairs));
+                        request.role == AUTHORIZER
+                    } else {
+                        if request.params.len() + content.len() > MAX_PARAMS {
+                            return Err(invalid("PARAMS over 256 KiB"));
+                        }
+                        request.params.extend_from_slice(&content);
+                        false
+                    }
+                } else if kind == STDIN && request.env.is_some() {
+                    request.stdin += content.len();
+                    if request.stdin > MAX_STDIN {
+                        return Err(invalid("STDIN over 16 MiB"));
+                    }
+                    content.is_empty() && request.role == RESPONDER
+                } else {
+                    false
+                };
+                if !ready {
+                    return Ok(Step::Wait);
+                }
+                let Active { id, role, keep, env, .. } = self.active.take().expect("being read");
+                let env = env.expect("complete parameters");
+                Ok(Step::Serve(Request { id, role, keep, env }))
+            }
+            // A record for a request this connection is not serving, or a management record
+            // this program does not know.
+            other if id == 0 => {
+                let mut content = [0u8; 8];
+                content[0] = other;
+                Ok(Step::Reply(self::record(UNKNOWN_TYPE, 0, &content)))
+            }
+            _ => Ok(Step::Wait),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -220,7 +220,10 @@ pub mod testing {
 
     pub use crate::cgi::args::Arguments;
     pub use crate::config::{Config, Loaded, Settings, Source};
+    pub use crate::fastcgi::{Conversation, Step, read_record};
     pub use crate::policy::handler::{AllowRule, allowed, location};
+    pub use crate::receiver::{identities, read as receiver_read};
+    pub use crate::registry::Revocation;
     pub use crate::relay::Payload;
     pub use crate::relay::signal::Signal;
     pub use crate::signout::{Outcome, Served, serve};

@@ -12,14 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{Guard, Role, Worker};
-use crate::cgi::Env;
-use crate::fastcgi::{self, Record};
-
-/// The most `PARAMS` one request may carry (a large cookie jar fits).
-const MAX_PARAMS: usize = 256 * 1024;
-/// The most `STDIN` read and dropped (a responder's request body: Apache's error document
-/// passes the original POST body on).
-const MAX_STDIN: usize = 16 * 1024 * 1024;
+use crate::fastcgi::{self, Step};
 /// A server sends a request's records at once: a connection idle this long is dropped.
 const IDLE: Duration = Duration::from_secs(10);
 
@@ -226,113 +219,33 @@ pub fn serve(
     Ok(())
 }
 
-/// The request being read on a connection.
-struct Active {
-    id: u16,
-    role: u16,
-    keep: bool,
-    params: Vec<u8>,
-    /// The parameters are complete; a responder then waits for the end of `STDIN`.
-    env: Option<Env>,
-    stdin: usize,
-}
-
-/// One connection: requests one after another (none of the servers multiplexes), each
-/// answered as soon as it can be (an authorizer right after its parameters: Apache sends it
-/// no `STDIN`).
+/// One connection: its records read and handed to the [`fastcgi::Conversation`], each
+/// complete request answered.
 fn connection(guard: &Guard, worker: &mut Worker, stream: Stream) -> io::Result<()> {
     stream.prepare()?;
     let mut reader = BufReader::new(stream);
-    let mut active: Option<Active> = None;
-    loop {
-        let Some(Record { kind, id, content }) = fastcgi::read_record(&mut reader)? else {
-            return Ok(());
-        };
-        let mut out = |bytes: &[u8]| reader.get_mut().write_all(bytes);
-        match kind {
-            fastcgi::GET_VALUES => {
-                let values = fastcgi::encode_pairs(&[
-                    (b"FCGI_MAX_CONNS", b"64"),
-                    (b"FCGI_MAX_REQS", b"64"),
-                    (b"FCGI_MPXS_CONNS", b"0"),
-                ]);
-                out(&fastcgi::record(fastcgi::GET_VALUES_RESULT, 0, &values))?;
-            }
-            fastcgi::BEGIN_REQUEST => {
-                if active.is_some() {
-                    out(&fastcgi::end_request(id, 0, fastcgi::CANT_MPX_CONN))?;
-                    continue;
-                }
-                let (role, flags) = fastcgi::begin(&content).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidData, "a short BEGIN_REQUEST")
-                })?;
-                if role != fastcgi::RESPONDER && role != fastcgi::AUTHORIZER {
-                    out(&fastcgi::end_request(id, 0, fastcgi::UNKNOWN_ROLE))?;
-                    continue;
-                }
-                let keep = flags & fastcgi::FLAG_KEEP_CONN != 0;
-                active = Some(Active { id, role, keep, params: Vec::new(), env: None, stdin: 0 });
-            }
-            fastcgi::ABORT_REQUEST if active.as_ref().is_some_and(|a| a.id == id) => {
-                let keep = active.take().is_some_and(|a| a.keep);
-                out(&fastcgi::end_request(id, 0, fastcgi::REQUEST_COMPLETE))?;
-                if !keep {
+    let mut conversation = fastcgi::Conversation::default();
+    while let Some(record) = fastcgi::read_record(&mut reader)? {
+        match conversation.take(record)? {
+            Step::Wait => {}
+            Step::Reply(bytes) => reader.get_mut().write_all(&bytes)?,
+            Step::Aborted { reply, close } => {
+                reader.get_mut().write_all(&reply)?;
+                if close {
                     return Ok(());
                 }
             }
-            fastcgi::PARAMS | fastcgi::STDIN => {
-                let Some(request) = active.as_mut().filter(|a| a.id == id) else { continue };
-                let ready = if kind == fastcgi::PARAMS && request.env.is_none() {
-                    if content.is_empty() {
-                        let pairs = fastcgi::pairs(&request.params).ok_or_else(|| {
-                            io::Error::new(io::ErrorKind::InvalidData, "malformed PARAMS")
-                        })?;
-                        request.env = Some(Env::from_byte_pairs(pairs));
-                        request.role == fastcgi::AUTHORIZER
-                    } else {
-                        if request.params.len() + content.len() > MAX_PARAMS {
-                            return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "PARAMS over 256 KiB",
-                            ));
-                        }
-                        request.params.extend_from_slice(&content);
-                        false
-                    }
-                } else if kind == fastcgi::STDIN && request.env.is_some() {
-                    request.stdin += content.len();
-                    if request.stdin > MAX_STDIN {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "STDIN over 16 MiB",
-                        ));
-                    }
-                    content.is_empty() && request.role == fastcgi::RESPONDER
-                } else {
-                    false
-                };
-                if !ready {
-                    continue;
-                }
-                let request = active.take().expect("a request being read");
-                let env = request.env.expect("complete parameters");
-                let role = Role::of(request.role, &env);
-                let answer = guard.answer(worker, role, &env);
-                out(&fastcgi::answer(request.id, &answer))?;
+            Step::Serve(request) => {
+                let role = Role::of(request.role, &request.env);
+                let answer = guard.answer(worker, role, &request.env);
+                reader.get_mut().write_all(&fastcgi::answer(request.id, &answer))?;
                 if !request.keep {
                     return finish(reader.into_inner());
                 }
             }
-            // A record for a request this connection is not serving, or a management record
-            // this program does not know.
-            other if id == 0 => {
-                let mut content = [0u8; 8];
-                content[0] = other;
-                out(&fastcgi::record(fastcgi::UNKNOWN_TYPE, 0, &content))?;
-            }
-            _ => {}
         }
     }
+    Ok(())
 }
 
 /// Ends a connection the server will not reuse: the answer is flushed, the write side shut,
