@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::cgi::Env;
 use crate::config::{self, Config, Source};
+use crate::registry::{self, Location};
 use crate::relay::{self, RelayIdentity};
 use crate::spool::Spool;
 
@@ -57,6 +58,7 @@ pub fn run(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
             relay_check(&config, &spooled.relay, env, out, &mut problems);
         }
     }
+    registry_check(&config, env, out, &mut problems);
     for problem in &problems {
         let _ = writeln!(out, "{source}: {problem}");
     }
@@ -133,4 +135,135 @@ fn relay_check(
             );
         }
     }
+}
+
+/// Each registry the configuration names (§12): where it is, whether it can be reached, whether
+/// the key and the receiver's tokens are in this environment, and whether one SQLite file is
+/// asked to serve jurisdictions on several hosts (it is one machine's). The SQLite file is not
+/// opened: run as root, that would leave files the web server's user cannot write.
+fn registry_check(
+    config: &Config,
+    env: &Env,
+    out: &mut dyn Write,
+    problems: &mut Vec<config::ConfigError>,
+) {
+    let source = &config.source;
+    let sections = config.section_settings();
+    let mut seen: Vec<&Location> = Vec::new();
+    for (_, settings) in &sections {
+        let Some(registry) = &settings.registry else { continue };
+        if seen.contains(&&registry.location) {
+            continue;
+        }
+        seen.push(&registry.location);
+        let location = &registry.location;
+        match location {
+            Location::Sqlite(path) => {
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                match (std::fs::metadata(path), std::fs::metadata(dir)) {
+                    (Ok(meta), _) => {
+                        use std::os::unix::fs::MetadataExt;
+                        let _ = writeln!(
+                            out,
+                            "{source}: registry: {location}: exists (owner uid {}, mode {:o})",
+                            meta.uid(),
+                            meta.mode() & 0o7777
+                        );
+                    }
+                    (Err(_), Ok(meta)) if meta.is_dir() => {
+                        let _ = writeln!(
+                            out,
+                            "{source}: registry: {location}: created on first use in {}",
+                            dir.display()
+                        );
+                    }
+                    _ => problems.push(config::ConfigError::general(format!(
+                        "registry: {location}: the directory {} does not exist: create it for \
+                         the web server's user, e.g. install -d -o www-data -g www-data -m 0700 {}",
+                        dir.display(),
+                        dir.display()
+                    ))),
+                }
+                let hosts = hosts_sharing(&sections, location);
+                if hosts.len() > 1 {
+                    let _ = writeln!(
+                        out,
+                        "{source}: registry: warning: {location} is one machine's file, and \
+                         jurisdictions on {} hosts use it ({}): if they are served by different \
+                         machines, each sees only its own revocations; use a shared registry \
+                         (REGISTRY \"redis://...\")",
+                        hosts.len(),
+                        hosts.join(", ")
+                    );
+                }
+            }
+            Location::Redis(_) => {
+                let federation = &settings.rules.federation_name;
+                match registry::open(registry, federation, env) {
+                    Ok(_) => {
+                        let _ = writeln!(out, "{source}: registry: {location}: reachable");
+                    }
+                    Err(e) => {
+                        let _ = writeln!(
+                            out,
+                            "{source}: registry: warning: {location} cannot be reached from here: \
+                             {e}"
+                        );
+                    }
+                }
+            }
+        }
+        match env.raw(&registry.key_env).map(<[u8]>::len) {
+            Some(n) if n >= 16 => {
+                let _ = writeln!(
+                    out,
+                    "{source}: registry: the fingerprint key is in ${}",
+                    registry.key_env
+                );
+            }
+            Some(_) => problems.push(config::ConfigError::general(format!(
+                "registry: ${} holds fewer than 16 bytes: the guard will not start with it",
+                registry.key_env
+            ))),
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{source}: registry: warning: ${} (the fingerprint key) is not set here: the \
+                     guard, the web server and the relay timer must all have the same one",
+                    registry.key_env
+                );
+            }
+        }
+        let tokens: Vec<&String> = settings.receiver.token_envs.iter().collect();
+        let set: Vec<&&String> =
+            tokens.iter().filter(|name| env.soft(name).is_some_and(|v| !v.is_empty())).collect();
+        if set.is_empty() {
+            let names: Vec<String> = tokens.iter().map(|n| format!("${n}")).collect();
+            let _ = writeln!(
+                out,
+                "{source}: receiver: warning: no token variable is set here ({}): the receiver \
+                 answers 500 until the web server gives it one",
+                names.join(", ")
+            );
+        }
+    }
+}
+
+/// The hosts of the jurisdictions that use `location` (`Default` counts as no host).
+fn hosts_sharing(
+    sections: &[(Option<&str>, config::Settings)],
+    location: &Location,
+) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for (uri, settings) in sections {
+        let Some(uri) = uri else { continue };
+        if settings.registry.as_ref().map(|r| &r.location) != Some(location) {
+            continue;
+        }
+        let host = uri.split('/').next().unwrap_or_default().to_ascii_lowercase();
+        if !host.is_empty() && !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
 }

@@ -204,6 +204,18 @@ impl Config {
         Ok(spools)
     }
 
+    /// Every usable section's settings, `Default` alone first (when it is usable), each with
+    /// its `Jurisdiction` uri.
+    pub fn section_settings(&self) -> Vec<(Option<&str>, Settings)> {
+        std::iter::once(None)
+            .chain(self.jurisdictions.iter().map(Some))
+            .filter_map(|section| {
+                let settings = Settings::from_sections(&self.default, section).ok()?;
+                Some((section.and_then(|s| s.uri.as_deref()), settings))
+            })
+            .collect()
+    }
+
     /// Directives this program does not know (a real `dacs.conf` has many), in file order.
     pub fn unknown_directives(&self) -> Vec<&Directive> {
         self.sections()

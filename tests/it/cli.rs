@@ -81,6 +81,65 @@ fn version_help_and_usage() {
     assert_eq!(cli(&["--frobnicate"]).0, 2);
 }
 
+/// `--check-config` on a registry: where it is, whether its directory exists, the key and the
+/// receiver's tokens in this environment, one SQLite file for jurisdictions on several hosts,
+/// and a Redis reached or not.
+#[test]
+fn check_config_judges_the_registry() {
+    let dir = TempDir::new("check-registry");
+    let check = |text: &str, env: &[(&str, &str)]| {
+        let file = dir.write("registry.conf", text);
+        let out = Command::new(BIN)
+            .env_clear()
+            .envs(env.iter().copied())
+            .args(["--check-config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let missing = format!("{EXAMPLE}\nREGISTRY \"sqlite:{}/nowhere/r.db\"", dir.path().display());
+    let (code, out) = check(&conf(&missing), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("/nowhere does not exist: create it"), "{out}");
+    assert!(out.contains("warning: $DACS_REGISTRY_KEY (the fingerprint key) is not set"), "{out}");
+    assert!(
+        out.contains("receiver: warning: no token variable is set here ($DACS_RECEIVER_TOKEN)")
+    );
+
+    let here = format!("{EXAMPLE}\nREGISTRY \"sqlite:{}/r.db\"", dir.path().display());
+    let key = ("DACS_REGISTRY_KEY", "0123456789abcdef0123");
+    let (code, out) = check(&conf(&here), &[key, ("DACS_RECEIVER_TOKEN", "t")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("r.db: created on first use in"), "{out}");
+    assert!(out.contains("the fingerprint key is in $DACS_REGISTRY_KEY"), "{out}");
+    assert!(!out.contains("receiver: warning"), "{out}");
+    let (code, out) = check(&conf(&here), &[("DACS_REGISTRY_KEY", "short")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("$DACS_REGISTRY_KEY holds fewer than 16 bytes"), "{out}");
+
+    let two_hosts = format!(
+        "<Configuration>\n<Default>\n{here}\n</Default>\n\
+         <Jurisdiction uri=\"a.example.org/cgi-bin\">JURISDICTION_NAME \"A\"</Jurisdiction>\n\
+         <Jurisdiction uri=\"b.example.org/\">JURISDICTION_NAME \"B\"</Jurisdiction>\n\
+         </Configuration>\n"
+    );
+    let (_, out) = check(&two_hosts, &[key]);
+    assert!(
+        out.contains("is one machine's file, and jurisdictions on 2 hosts use it (a.example.org, b.example.org)"),
+        "{out}"
+    );
+
+    let redis = crate::support::redis::RedisServer::start();
+    let shared = format!("{EXAMPLE}\nREGISTRY \"{}\"", redis.url());
+    let (code, out) = check(&conf(&shared), &[key]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("registry: {}: reachable", redis.url())), "{out}");
+    drop(redis);
+    let (code, out) = check(&conf(&shared), &[key]);
+    assert_eq!(code, 0, "an unreachable Redis is a warning: {out}");
+    assert!(out.contains("cannot be reached from here"), "{out}");
+}
+
 /// `dacs_signout demo --port 0`, killed when dropped.
 struct Demo {
     child: Child,
