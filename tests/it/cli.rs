@@ -129,7 +129,7 @@ fn check_config_judges_the_registry() {
         "{out}"
     );
 
-    let redis = crate::support::redis::RedisServer::start();
+    let redis = redis::RedisServer::start();
     let shared = format!("{EXAMPLE}\nREGISTRY \"{}\"", redis.url());
     let (code, out) = check(&conf(&shared), &[key]);
     assert_eq!(code, 0, "{out}");
