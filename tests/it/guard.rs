@@ -73,8 +73,8 @@ fn passes(answer: &Answer) {
     assert!(answer.headers.is_empty(), "a pass carries nothing but its status: {answer:?}");
 }
 
-/// The hub's call to the receiver, for `user`.
-fn hub_says_signed_out(fed: &Federation, user: &str) {
+/// The hub's call to the receiver, for `user`: answered 200.
+fn hub_says_signed_out(fed: &Federation, user: &str) -> Output {
     let out = fed.call(
         Cgi::method("POST", &format!("username={user}"))
             .env("CONTENT_LENGTH", "0")
@@ -82,6 +82,7 @@ fn hub_says_signed_out(fed: &Federation, user: &str) {
         "",
     );
     assert_eq!(out.status, 200, "{}", out.log);
+    out
 }
 
 #[test]
@@ -394,13 +395,7 @@ fn eight_receivers_and_four_guards_share_one_sqlite_file() {
                     let user = format!("r{receiver}-{n}");
                     let jar = format!("DACS:EX::FEDROOT:{user}=v");
                     passes(&guards[n % 4].authorize(&jar));
-                    let out = fed.call(
-                        Cgi::method("POST", &format!("username={user}"))
-                            .env("CONTENT_LENGTH", "0")
-                            .env("HTTP_AUTHORIZATION", &format!("Bearer {TOKEN}")),
-                        "",
-                    );
-                    assert_eq!(out.status, 200, "{}", out.log);
+                    let out = hub_says_signed_out(fed, &user);
                     if out.log.contains("kept=spool") {
                         kept_in_spool.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -439,8 +434,7 @@ fn eight_receivers_and_four_guards_share_one_sqlite_file() {
     }
     // Every revocation is in the file.
     let db = rusqlite::Connection::open(fed.registry()).unwrap();
-    let stored: i64 =
-        db.query_row("SELECT count(*) FROM revoked_user", [], |r| r.get(0)).unwrap();
+    let stored: i64 = db.query_row("SELECT count(*) FROM revoked_user", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, revoked as i64);
     observe(
         "registry",
