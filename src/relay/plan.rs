@@ -128,6 +128,10 @@ impl fmt::Display for RevokeNote {
     }
 }
 
+/// The most credentials one signout revokes: a browser's jar holds a few of a federation's, and
+/// a forged header of 64 KiB could name thousands, each a registry write (the guard refuses
+/// more than as many in one request).
+const MAX_REVOKED: usize = 64;
 /// The revocation of the credentials a signout removed (§12), for the registry of `settings`:
 /// every value the browser sent under a removed name, fingerprinted with the key of the
 /// request's environment. The credentials went from this browser; no copy of them may pass a
@@ -148,15 +152,18 @@ pub fn revocation(
         .raw(&settings.key_env)
         .and_then(Key::new)
         .ok_or_else(|| RevokeNote::KeyMissing(settings.key_env.clone()))?;
+    let by_name: std::collections::HashMap<&[u8], &Credential> =
+        removed.iter().map(|c| (c.name.as_bytes(), c)).collect();
     let credentials: Vec<Sighting> = header::pairs(cookie_header)
         .filter_map(|(name, value)| {
-            let c = removed.iter().find(|c| c.name.as_bytes() == name)?;
+            let c = by_name.get(name)?;
             let id = &c.identity;
             Some(Sighting {
                 fingerprint: Fingerprint::of(&key, name, value),
                 user: user_key(id.federation, id.jurisdiction, id.username, compare),
             })
         })
+        .take(MAX_REVOKED)
         .collect();
     let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
@@ -457,6 +464,53 @@ mod tests {
         assert_eq!(signal.endpoint, "https://h/api/v1/actions/logout/");
         assert_eq!(plan.route.as_ref().unwrap().endpoint, signal.endpoint);
         assert_eq!(plan.log, None);
+    }
+
+    #[test]
+    fn a_revocation_fingerprints_every_value_sent_under_a_removed_name() {
+        let settings = registry::Settings {
+            location: registry::Location::parse("sqlite:/var/lib/r.db").unwrap(),
+            key_env: "K".into(),
+            password_env: None,
+            ttl_secs: 60,
+        };
+        let named = |name: &'static str| Credential {
+            name,
+            identity: Identity::parse(name.strip_prefix("DACS:").unwrap()).unwrap(),
+        };
+        let removed = [named("DACS:EX::A:bob")];
+        let header = b"DACS:EX::A:bob=one; DACS:EX::A:amy=x; other=1; DACS:EX::A:bob=two";
+        let at = crate::time::from_unix_secs(1_700_000_000);
+        let revoke = |env: &Env, removed: &[Credential], header: &[u8]| {
+            revocation(env, &settings, "EX", NameCompare::Case, removed, header, at)
+        };
+        let none = Env::default();
+        assert_eq!(revoke(&none, &removed, header), Err(RevokeNote::KeyMissing("K".into())));
+        let env = Env::from_pairs([("K", "0123456789abcdef")]);
+        assert_eq!(revoke(&env, &[], header), Ok(None), "nothing removed, nothing revoked");
+        let (revocation, target) = revoke(&env, &removed, header).unwrap().unwrap();
+        assert_eq!(target.federation, "EX");
+        let Revoke::Credentials { credentials, at_ms } = revocation.revoke else { panic!() };
+        assert_eq!(at_ms, 1_700_000_000_000);
+        let key = Key::new(b"0123456789abcdef").unwrap();
+        let expected: Vec<Sighting> = [&b"one"[..], b"two"]
+            .iter()
+            .map(|v| Sighting {
+                fingerprint: Fingerprint::of(&key, b"DACS:EX::A:bob", v),
+                user: "EX::A:bob".into(),
+            })
+            .collect();
+        assert_eq!(credentials, expected);
+        // A forged jar of thousands: at most 64 revoked.
+        let names: Vec<String> = (0..500).map(|i| format!("DACS:EX::A:u{i}")).collect();
+        let many: Vec<Credential> = names
+            .iter()
+            .map(|n| Credential { name: n, identity: Identity::parse(&n[5..]).unwrap() })
+            .collect();
+        let header: String = names.iter().map(|n| format!("{n}=v; ")).collect();
+        let (revocation, _) = revoke(&env, &many, header.as_bytes()).unwrap().unwrap();
+        let Revoke::Credentials { credentials, .. } = revocation.revoke else { panic!() };
+        assert_eq!(credentials.len(), 64);
     }
 
     #[test]
