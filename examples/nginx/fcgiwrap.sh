@@ -27,6 +27,9 @@
 # read before the switch to www-data.  Never pass the token on a command line
 # (every user sees it in ps).
 #set -a; . /etc/dacs-signout/relay.env; set +a
+# The receiver's token (/api/logout/), the same way, from its own root-only
+# file (the line `DACS_RECEIVER_TOKEN=the-token`):
+#set -a; . /etc/dacs-signout/receiver.env; set +a
 umask 002
 if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid=www-data --regid=www-data --init-groups -- \

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use crate::support::browser::{Browser, Cookie};
-use crate::support::servers::{Server, ServerKind};
+use crate::support::servers::{Request, Server, ServerKind};
 use crate::support::{EXAMPLE, artifacts_dir, conf, observe};
 
 const CREDENTIALS: [&str; 2] = ["DACS:EX::DSS:alice", "DACS:EX::FEDROOT:alice"];
@@ -57,7 +57,7 @@ const OTHER_SITE: &str = r#"<!DOCTYPE html>
 /// cookie, server-side (not HttpOnly, so that the portal's script can show them).
 const SIGNIN_CONFIG: &str = r#"
 # --- test fixture, not part of the mount: the portal's sign-in page -------
-LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so
+# (mod_headers: loaded by the example)
 <Location "/signin.html">
     Header always add Set-Cookie "DACS:EX::FEDROOT:alice=credential-1; Path=/"
     Header always add Set-Cookie "DACS:EX::DSS:alice=credential-2; Path=/"
@@ -181,7 +181,7 @@ fn accesses(server: &Server, method: &str, target: &str) -> usize {
 #[track_caller]
 fn wait_for_another_access(server: &Server, method: &str, target: &str, seen: usize) -> String {
     let needle = format!("\"{method} {target} ");
-    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
     loop {
         if let Some(line) =
             server.log("access.log").lines().filter(|l| l.contains(&needle)).nth(seen)
@@ -334,4 +334,193 @@ fn a_keyrock_client_lands_on_its_registered_url() {
     );
     assert_eq!(portal_cookies(&browser), ["theme"]);
     browser.screenshot(&artifacts_dir().join("keyrock-client-signed-out.png"));
+}
+
+// --- a signout elsewhere, as a user meets it: the receiver and the guard ---------------------
+
+const RECEIVER_TOKEN: &str = "hub-to-us-t0ken-for-the-browser";
+const ALICE: &str = "DACS:EX::FEDROOT:alice";
+
+/// A portal in front of a protected area. Its sign-in page does what a DACS sign-in does: a
+/// new credential, with a value never seen before (set by the page's script, so that each
+/// server serves it as a plain static file).
+const GUARD_PORTAL: &str = r#"<!DOCTYPE html>
+<html lang="en"><meta charset="utf-8"><title>Portal</title>
+<style>body{font-family:sans-serif;margin:2em}#state{font-size:1.3em;padding:.5em;background:#eef}</style>
+<h1>Example portal</h1>
+<p id="state">…</p>
+<ul>
+<li><a id="signin" href="/signin.html">Sign in as alice</a>
+<li><a id="protected" href="/protected/">The protected area</a>
+</ul>
+<script>
+const names = document.cookie.split("; ").filter(c => c).map(c => c.split("=")[0]);
+const dacs = names.filter(n => n.startsWith("DACS:"));
+document.getElementById("state").textContent =
+  dacs.length ? "Signed in: " + dacs.join(", ") : "Not signed in";
+</script>
+"#;
+
+const GUARD_SIGNIN: &str = r#"<!DOCTYPE html>
+<html lang="en"><meta charset="utf-8"><title>Signed in</title>
+<script>
+const value = "credential-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+document.cookie = "DACS:EX::FEDROOT:alice=" + value + "; path=/";
+</script>
+<h1 id="signed-in">Signed in as alice</h1>
+<p><a id="protected" href="/protected/">The protected area</a>
+"#;
+
+const GUARD_PROTECTED: &str = r#"<!DOCTYPE html>
+<html lang="en"><meta charset="utf-8"><title>Protected</title>
+<style>body{font-family:sans-serif;margin:2em}</style>
+<h1 id="content">Protected content</h1>
+<p>Only a signed-in user sees this page.
+"#;
+
+/// The value of alice's credential in the browser's jar, if any.
+fn credential(browser: &Browser) -> Option<String> {
+    browser.jar().into_iter().find(|c| c.domain == "127.0.0.1" && c.name == ALICE).map(|c| c.value)
+}
+
+/// Signs in on the portal; the new credential's value.
+fn sign_in_to_the_portal(browser: &Browser, server: &Server) -> String {
+    browser.goto(&server.url("127.0.0.1", "/"));
+    browser.click("#signin");
+    browser.wait_for("the sign-in page", |b| {
+        b.page_source().contains("Signed in as alice").then_some(())
+    });
+    browser.wait_for("the new credential in the jar", credential)
+}
+
+/// Opens the protected area: served (the page) or refused (the guard's page, which says
+/// why).
+#[track_caller]
+fn open_protected(browser: &Browser, server: &Server, served: bool, when: &str) {
+    browser.goto(&server.url("127.0.0.1", "/protected/"));
+    let name = server.kind.name();
+    if served {
+        browser.wait_for(&format!("{name}: the protected page, {when}"), |b| {
+            b.page_source().contains("Protected content").then_some(())
+        });
+    } else {
+        let page = browser.page_source();
+        assert!(page.contains("You were signed out of federation EX"), "{name} {when}: {page}");
+        assert!(!page.contains("Protected content"), "{name} {when}");
+    }
+}
+
+/// The access log's lines for `GET /protected/` once there are `n` (lighttpd flushes its
+/// access log every few seconds: one wait at the end rather than one per view).
+#[track_caller]
+fn protected_accesses(server: &Server, n: usize) -> Vec<String> {
+    wait_for_another_access(server, "GET", "/protected/", n - 1);
+    let needle = "\"GET /protected/ ";
+    server.log("access.log").lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+}
+
+/// SPEC §11–§13 as a user meets them, under each server: signed in on the portal, the
+/// protected page is served; the hub tells the receiver the user signed out elsewhere; the
+/// protected page is refused and the credential is gone from the browser's jar; a copy of it
+/// in a second browser profile, taken before the signout, is refused too (and expired there);
+/// signed in again, with a new credential, the page is served.
+fn a_signout_elsewhere_ends_the_session_in_the_browser(kind: ServerKind) {
+    let started = Instant::now();
+    let name = kind.name();
+    let settings = "COOKIE_NO_DOMAIN \"yes\"\nSECURE_MODE \"off\"\n\
+                    REGISTRY \"sqlite:@ROOT@/var/registry/registry.db\"\n\
+                    RELAY_SPOOL_DIR \"@ROOT@/var/spool\"";
+    let server = kind
+        .setup()
+        .conf(&conf(&format!("{EXAMPLE}\n{settings}")))
+        .receiver_token(RECEIVER_TOKEN)
+        .guard()
+        .dacs_standin()
+        .page("index.html", GUARD_PORTAL)
+        .page("signin.html", GUARD_SIGNIN)
+        .page("protected/index.html", GUARD_PROTECTED)
+        .start();
+    let shots = artifacts_dir();
+    let shot = |browser: &Browser, step: &str| {
+        browser.screenshot(&shots.join(format!("guard-{name}-{step}.png")));
+    };
+
+    let browser = Browser::start();
+    let first = sign_in_to_the_portal(&browser, &server);
+    open_protected(&browser, &server, true, "signed in");
+    shot(&browser, "1-served");
+
+    // The same credential copied into another browser profile (another device, a stolen
+    // cookie): served there too, before the signout.
+    let copy = Browser::start();
+    copy.goto(&server.url("127.0.0.1", "/"));
+    copy.add_cookie(ALICE, &first);
+    open_protected(&copy, &server, true, "the copy, before the signout");
+
+    // The user signs out elsewhere: the hub calls the receiver, as the real hub does.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let call = server.ask(&Request::profiles_logout("alice", RECEIVER_TOKEN));
+    assert_eq!(call.status, 200, "{name}: {}\n{}", call.text(), server.all_logs());
+
+    open_protected(&browser, &server, false, "after the signout elsewhere");
+    assert_eq!(credential(&browser), None, "{name}: the credential is still in the jar");
+    shot(&browser, "2-refused");
+    browser.goto(&server.url("127.0.0.1", "/"));
+    browser.wait_for("the portal to show no credential", |b| {
+        b.page_source().contains("Not signed in").then_some(())
+    });
+
+    open_protected(&copy, &server, false, "the copy, after the signout");
+    assert_eq!(credential(&copy), None, "{name}: the copy is still in its jar");
+    shot(&copy, "3-copy-refused");
+    drop(copy);
+
+    let second = sign_in_to_the_portal(&browser, &server);
+    assert_ne!(first, second, "a new sign-in is a new credential");
+    open_protected(&browser, &server, true, "signed in again");
+    shot(&browser, "4-served-again");
+    drop(browser);
+
+    // Each view reached the server (none came from the browser's cache): served (200, or
+    // 304 when the browser revalidated its copy), refused (401) twice, served.
+    let lines = protected_accesses(&server, 5);
+    let statuses: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split("\" ").nth(1).unwrap_or("").split(' ').next().unwrap_or(""))
+        .collect();
+    let served = |s: &str| s == "200" || s == "304";
+    assert!(
+        lines.len() == 5
+            && served(statuses[0])
+            && served(statuses[1])
+            && statuses[2..4] == ["401", "401"]
+            && served(statuses[4]),
+        "{name}: {statuses:?}\n{}",
+        server.all_logs()
+    );
+    observe(
+        "browser",
+        &format!("{name}: GET /protected/ served, refused, served"),
+        statuses.join(" "),
+    );
+    observe(
+        "browser",
+        &format!("{name}: signout elsewhere, whole test"),
+        format!("{:?}", started.elapsed()),
+    );
+}
+
+#[test]
+fn a_signout_elsewhere_ends_the_session_under_apache_cgid() {
+    a_signout_elsewhere_ends_the_session_in_the_browser(ServerKind::ApacheCgid);
+}
+
+#[test]
+fn a_signout_elsewhere_ends_the_session_under_lighttpd() {
+    a_signout_elsewhere_ends_the_session_in_the_browser(ServerKind::Lighttpd);
+}
+
+#[test]
+fn a_signout_elsewhere_ends_the_session_under_nginx_fcgiwrap() {
+    a_signout_elsewhere_ends_the_session_in_the_browser(ServerKind::Nginx);
 }

@@ -2,7 +2,8 @@
 //! `PREFIX=/usr/local`, every file checked (its mode, and its owner when the tests run as root),
 //! the systemd units checked by `systemd-analyze verify`, then each server started from what
 //! was installed (the installed program, `dacs.conf` and example mounts, the server's
-//! directories made by the README's own lines) and a real signout through it.
+//! directories made by the README's own lines) and a real signout through it; and the guard
+//! run as its unit runs it, with the installed receiver, on the installed registry directory.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -11,19 +12,23 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::support::fastcgi::{AUTHORIZER, ask};
 use crate::support::hub::{Behaviour, Hub};
 use crate::support::servers::{CGI_PATH, Request, ServerKind, Setup, render, running_as_root};
 use crate::support::{BIN, fresh_dir, observe};
 
 const PREFIX: &str = "/usr/local";
 const PROGRAM: &str = "/usr/local/lib/dacs-signout/dacs_signout";
+const RECEIVER: &str = "/usr/local/lib/dacs-signout/dacs_logout_receiver";
+const GUARD: &str = "/usr/local/lib/dacs-signout/dacs_guard";
 const CONF: &str = "/etc/dacs-signout/dacs.conf";
 const EXAMPLES: &str = "/usr/local/share/doc/dacs-signout/examples";
 const SPOOL: &str = "/var/spool/dacs-signout";
+const REGISTRY_DIR: &str = "/var/lib/dacs-signout";
 const UNITS: &str = "/usr/local/lib/systemd/system";
 
 /// The examples installed, as they are in the source tree.
-const EXAMPLE_FILES: [&str; 7] = [
+const EXAMPLE_FILES: [&str; 8] = [
     "apache/httpd.conf",
     "lighttpd/lighttpd.conf",
     "nginx/nginx.conf",
@@ -31,6 +36,7 @@ const EXAMPLE_FILES: [&str; 7] = [
     "dacs.conf",
     "systemd/dacs-signout-relay.service",
     "systemd/dacs-signout-relay.timer",
+    "systemd/dacs-guard.service",
 ];
 
 /// Every file and directory the installer makes (beside the directories leading to them):
@@ -38,14 +44,18 @@ const EXAMPLE_FILES: [&str; 7] = [
 fn expected() -> Vec<(String, u32, &'static str)> {
     let mut files = vec![
         (PROGRAM.to_owned(), 0o755, "root:root"),
+        (RECEIVER.to_owned(), 0o755, "root:root"),
+        (GUARD.to_owned(), 0o755, "root:root"),
         ("/usr/local/lib/dacs-signout".to_owned(), 0o755, "root:root"),
         ("/usr/local/share/man/man8/dacs_signout.8".to_owned(), 0o644, "root:root"),
         ("/usr/local/share/doc/dacs-signout/README.md".to_owned(), 0o644, "root:root"),
         ("/etc/dacs-signout".to_owned(), 0o755, "root:root"),
         (CONF.to_owned(), 0o640, "root:www-data"),
         (SPOOL.to_owned(), 0o700, "www-data:www-data"),
+        (REGISTRY_DIR.to_owned(), 0o700, "www-data:www-data"),
         (format!("{UNITS}/dacs-signout-relay.service"), 0o644, "root:root"),
         (format!("{UNITS}/dacs-signout-relay.timer"), 0o644, "root:root"),
+        (format!("{UNITS}/dacs-guard.service"), 0o644, "root:root"),
     ];
     for example in EXAMPLE_FILES {
         files.push((format!("{EXAMPLES}/{example}"), 0o644, "root:root"));
@@ -171,9 +181,13 @@ fn installs_every_file_with_its_mode_and_owner() {
     }
     assert!(!installed.path("/etc/dacs-signout/relay.env").exists());
 
-    // The files are the source tree's: the program given, the manual page, the examples as
-    // shipped, and the configuration from the example.
+    // The files are the source tree's: the program given and the two beside it, the manual
+    // page, the examples as shipped, and the configuration from the example.
     assert!(fs::read(installed.path(PROGRAM)).unwrap() == fs::read(BIN).unwrap());
+    assert!(
+        fs::read(installed.path(RECEIVER)).unwrap() == fs::read(crate::support::RECEIVER).unwrap()
+    );
+    assert!(fs::read(installed.path(GUARD)).unwrap() == fs::read(crate::support::GUARD).unwrap());
     assert!(
         fs::read(installed.path("/usr/local/share/man/man8/dacs_signout.8")).unwrap()
             == source("man/dacs_signout.8")
@@ -199,17 +213,45 @@ fn a_second_install_keeps_the_configuration_and_uninstall_keeps_it_and_the_spool
     let removed = installed.run(&["--uninstall"]);
     for path in [
         "/usr/local/lib/dacs-signout",
+        PROGRAM,
+        RECEIVER,
+        GUARD,
         "/usr/local/share/man/man8/dacs_signout.8",
         "/usr/local/share/doc/dacs-signout",
         &format!("{UNITS}/dacs-signout-relay.service"),
         &format!("{UNITS}/dacs-signout-relay.timer"),
+        &format!("{UNITS}/dacs-guard.service"),
     ] {
         assert!(!installed.path(path).exists(), "{path} is still there:\n{removed}");
         assert!(removed.contains(&format!("removed {}", installed.path(path).display())), "{path}");
     }
     assert_eq!(fs::read_to_string(&conf).unwrap(), edited);
-    assert!(installed.path(SPOOL).is_dir());
+    assert!(installed.path(SPOOL).is_dir() && installed.path(REGISTRY_DIR).is_dir());
     assert!(removed.contains("kept") && removed.contains("the spool"), "{removed}");
+    assert!(removed.contains("the registry"), "{removed}");
+}
+
+/// `--bin` without the other two programs beside it: refused, nothing installed.
+#[test]
+fn a_bin_without_the_other_programs_beside_it_is_refused() {
+    let dir = fresh_dir("dacs-install-lonely");
+    let lonely = dir.join("dacs_signout");
+    fs::copy(BIN, &lonely).unwrap();
+    let destdir = dir.join("root");
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install"))
+        .arg("--bin")
+        .arg(&lonely)
+        .env("DESTDIR", &destdir)
+        .env("PREFIX", PREFIX)
+        .env_remove("SYSTEMD_UNIT_DIR")
+        .env_remove("SUDO_USER")
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("no ") && text.contains("dacs_logout_receiver beside"), "{text}");
+    assert!(!destdir.exists(), "something was installed: {text}");
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -244,6 +286,32 @@ fn the_units_name_the_installed_program_and_systemd_accepts_them() {
         assert!(timer_lines.contains(&line), "no line {line:?} in the timer:\n{timer}");
     }
 
+    assert!(lines.contains(&format!("ReadWritePaths=-{REGISTRY_DIR}").as_str()), "{service}");
+
+    // The guard's service.
+    let guard = fs::read_to_string(installed.path(&format!("{UNITS}/dacs-guard.service"))).unwrap();
+    let guard_lines: Vec<&str> = guard.lines().map(str::trim).collect();
+    for line in [
+        format!("ExecStart={GUARD} --listen unix:/run/dacs-guard/guard.sock"),
+        "User=www-data".to_owned(),
+        "Group=www-data".to_owned(),
+        format!("Environment=DACS_SIGNOUT_CONF={CONF}"),
+        "EnvironmentFile=-/etc/dacs-signout/guard.env".to_owned(),
+        "RuntimeDirectory=dacs-guard".to_owned(),
+        "Restart=on-failure".to_owned(),
+        "ProtectSystem=strict".to_owned(),
+        format!("ReadWritePaths=-{REGISTRY_DIR}"),
+        "NoNewPrivileges=yes".to_owned(),
+        "PrivateTmp=yes".to_owned(),
+        "CapabilityBoundingSet=".to_owned(),
+        "WantedBy=multi-user.target".to_owned(),
+    ] {
+        assert!(guard_lines.contains(&line.as_str()), "no line {line:?} in the guard:\n{guard}");
+    }
+    assert!(!guard.contains('@'), "a placeholder is left in the guard's unit");
+    let settings = guard.lines().filter(|l| !l.trim_start().starts_with('#'));
+    assert!(settings.clone().all(|l| !l.contains("KEY")), "a key in the unit:\n{guard}");
+
     // systemd's own check, with DESTDIR as the root (so that ExecStart's program is found) and
     // without the units they depend on (sysinit.target is not under DESTDIR).
     if !Path::new("/usr/bin/systemd-analyze").exists() {
@@ -256,12 +324,13 @@ fn the_units_name_the_installed_program_and_systemd_accepts_them() {
         .args([
             format!("{UNITS}/dacs-signout-relay.service"),
             format!("{UNITS}/dacs-signout-relay.timer"),
+            format!("{UNITS}/dacs-guard.service"),
         ])
         .output()
         .unwrap();
     let text = output_text(&out);
     assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify: {text}");
-    observe("install", "systemd-analyze verify", "accepted both units");
+    observe("install", "systemd-analyze verify", "accepted the three units");
 }
 
 /// The program checks the installed configuration as the user the servers run it as (so that
@@ -511,4 +580,143 @@ fn wait_for_delivery(log: &Path) -> String {
         assert!(std::time::Instant::now() < deadline, "no delivery in {}: {text}", log.display());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// A process started by a test, killed by process id on drop.
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The guard as `dacs-guard.service` runs it (its user, its command line, its environment: the
+/// configuration and the key from a root-only `guard.env`), its socket where the unit's
+/// RuntimeDirectory puts it (here under DESTDIR), the installed `dacs.conf` naming the SQLite
+/// registry in the directory the installer made; and the installed receiver, run as the web
+/// server runs it (the same user), writing the revocation there: the guard passes a
+/// credential, the receiver takes the hub's call, the guard refuses the credential and
+/// expires it, and stops cleanly on SIGTERM.
+#[test]
+fn the_guard_runs_as_its_unit_runs_it_beside_the_installed_receiver() {
+    const KEY: &str = "an-installed-fingerprint-key-0123456789";
+    const TOKEN: &str = "t0ken-from-receiver-env";
+    let installed = Installation::new("guard");
+    let registry = installed.path(&format!("{REGISTRY_DIR}/registry.db"));
+    let conf = installed.path(CONF);
+    let text = fs::read_to_string(&conf).unwrap();
+    let registry_line = "    #REGISTRY \"sqlite:/var/lib/dacs-signout/registry.db\"\n";
+    assert!(text.contains(registry_line), "the example dacs.conf has no commented REGISTRY");
+    let edited =
+        text.replace(registry_line, &format!("    REGISTRY \"sqlite:{}\"\n", registry.display()));
+    fs::write(&conf, edited).unwrap();
+    let env_file = installed.path("/etc/dacs-signout/guard.env");
+    fs::write(&env_file, format!("DACS_REGISTRY_KEY={KEY}\n")).unwrap();
+    fs::set_permissions(&env_file, fs::Permissions::from_mode(0o600)).unwrap();
+
+    // What systemd does for the unit: the RuntimeDirectory, the user's, mode 0750.
+    let service =
+        fs::read_to_string(installed.path(&format!("{UNITS}/dacs-guard.service"))).unwrap();
+    let value = |key: &str| {
+        service
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}= in the guard's unit"))
+            .to_owned()
+    };
+    let runtime = installed.path(&format!("/run/{}", value("RuntimeDirectory")));
+    fs::create_dir_all(&runtime).unwrap();
+    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o750)).unwrap();
+    if running_as_root() {
+        let out = Command::new("chown").arg("www-data:www-data").arg(&runtime).output().unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    let exec = value("ExecStart");
+    let mut words = exec.split(' ');
+    let program = words.next().unwrap();
+    assert_eq!(program, GUARD);
+    let args: Vec<String> = words
+        .map(|w| match w.strip_prefix("unix:") {
+            Some(path) => format!("unix:{}", installed.path(path).display()),
+            None => w.to_owned(),
+        })
+        .collect();
+    let socket = installed.path("/run/dacs-guard/guard.sock");
+    assert!(args.contains(&format!("unix:{}", socket.display())), "{args:?}");
+    let (var, conf_path) =
+        value("Environment").split_once('=').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+    assert_eq!((var.as_str(), conf_path.as_str()), ("DACS_SIGNOUT_CONF", CONF));
+    assert_eq!(value("EnvironmentFile"), "-/etc/dacs-signout/guard.env");
+    let mut cmd = as_cgi_user(&installed.path(program));
+    cmd.args(&args).env(&var, &conf).stderr(std::process::Stdio::piped());
+    // systemd reads EnvironmentFile= as root and hands the variables over.
+    for line in fs::read_to_string(&env_file).unwrap().lines() {
+        let (k, v) = line.split_once('=').unwrap();
+        cmd.env(k, v);
+    }
+    let mut guard = Running(Some(cmd.spawn().unwrap()));
+    // Its stderr (journald's, under systemd) read to the end: the first line says it listens.
+    let stderr = guard.0.as_mut().unwrap().stderr.take().unwrap();
+    let (said, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = said.send(line);
+        }
+    });
+    let line = lines.recv_timeout(std::time::Duration::from_secs(10)).expect("the guard starts");
+    assert!(line.contains(&format!("listening on unix:{}", socket.display())), "{line}");
+
+    let jar = "DACS:EXAMPLE::FEDROOT:alice=first-sign-in";
+    let authorize = || ask(&socket, AUTHORIZER, &[("HTTP_COOKIE", jar), ("REQUEST_URI", "/")]);
+    assert_eq!(authorize().status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    // The hub's call, to the installed receiver run as the web server runs it.
+    let mut receiver = as_cgi_user(&installed.path(RECEIVER));
+    let out = receiver
+        .envs([
+            ("DACS_SIGNOUT_CONF", conf.display().to_string().as_str()),
+            ("DACS_RECEIVER_TOKEN", TOKEN),
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("REQUEST_METHOD", "POST"),
+            ("QUERY_STRING", "username=alice"),
+            ("CONTENT_TYPE", "application/json"),
+            ("CONTENT_LENGTH", "0"),
+            ("HTTP_AUTHORIZATION", &format!("Bearer {TOKEN}")),
+            ("SERVER_NAME", "www.example.org"),
+            ("SERVER_PORT", "443"),
+            ("SCRIPT_NAME", "/api/logout/"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(text.starts_with("Status: 200"), "{text}");
+    assert!(text.contains("kept=registry"), "{text}");
+
+    let refused = authorize();
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(refused.expired(), ["DACS:EXAMPLE::FEDROOT:alice"]);
+    let status = guard.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the socket is removed");
+    let mut last = Vec::new();
+    while let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(5)) {
+        last.push(line);
+    }
+    assert!(last.iter().any(|l| l.contains("\"refusals\":1")), "{last:?}");
+    observe("install", "the guard as its unit runs it", "passed, refused after the hub's call");
 }

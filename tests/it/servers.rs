@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::hub::{Behaviour, Hub};
-use crate::support::servers::{CGI_PATH, Request, Response, Server, ServerKind, send};
+use crate::support::servers::{
+    CGI_PATH, RECEIVER_PATH, Request, Response, Server, ServerKind, send,
+};
 use crate::support::{EXAMPLE, conf, observe, validate_json, validate_xml};
 
 const TOKEN: &str = "hub-t0ken-for-servers";
@@ -356,6 +358,196 @@ server_tests! {
     nginx_fcgiwrap => ServerKind::Nginx,
 }
 
+// --- the receiver and the guard, mounted as the examples mount them ------------------------
+
+const RECEIVER_TOKEN: &str = "hub-to-us-t0ken-for-servers";
+
+/// The example federation with an SQLite registry in `ROOT/var/registry` (the CGI user's)
+/// and the spool the receiver falls back to.
+fn registry_conf(extra: &str) -> String {
+    dacs_conf(&format!(
+        "REGISTRY \"sqlite:@ROOT@/var/registry/registry.db\"\nRELAY_SPOOL_DIR \"@ROOT@/var/spool\"\n{extra}"
+    ))
+}
+
+const PROTECTED: &str = "<!DOCTYPE html><title>Protected</title><h1>Protected content</h1>\n";
+
+/// The real hub's call reaches the receiver under each server (`HTTP_AUTHORIZATION` too):
+/// 200 with the guide's body, the revocation in the registry; a wrong or missing token 401.
+fn the_hubs_call_reaches_the_receiver(kind: ServerKind) {
+    let name = kind.name();
+    let server = kind.setup().conf(&registry_conf("")).receiver_token(RECEIVER_TOKEN).start();
+    let context =
+        |r: &Response| format!("{name}: {} {}\n{}", r.status, r.text(), server.all_logs());
+
+    let ok = server.ask(&Request::profiles_logout("bob", RECEIVER_TOKEN));
+    assert_eq!(ok.status, 200, "{}", context(&ok));
+    assert_eq!(ok.header("Content-Type"), Some("application/json"), "{name}");
+    assert_eq!(ok.header("Cache-Control"), Some("no-store"), "{name}");
+    let body: Value = serde_json::from_slice(&ok.body).expect("JSON");
+    assert_eq!(body, serde_json::json!({"status": "success", "message": "User bob logged out"}));
+    let line = server.receiver_log_line("status=200");
+    assert!(
+        line.contains("kept=registry") && line.contains("revoked=EX::FEDROOT:bob"),
+        "{name}: {line}"
+    );
+
+    for (request, what) in [
+        (Request::profiles_logout("bob", "not-the-token"), "a wrong token"),
+        (
+            Request::new("POST", &format!("{RECEIVER_PATH}?username=bob"))
+                .header("Content-Type", "application/json"),
+            "no token",
+        ),
+    ] {
+        let refused = server.ask(&request);
+        assert_eq!(refused.status, 401, "{what}: {}", context(&refused));
+        assert_eq!(refused.header("WWW-Authenticate"), Some("Bearer"), "{name}: {what}");
+        let body: Value = serde_json::from_slice(&refused.body).expect("JSON");
+        assert_eq!(body["status"], "error", "{name}: {what}");
+    }
+    let line = server.receiver_log_line("status=401");
+    assert!(
+        !server.log(kind.program_log()).contains(RECEIVER_TOKEN),
+        "{name}: the token is logged"
+    );
+    observe(name, "the hub's call to /api/logout/", format!("200, then 401: {line}"));
+}
+
+/// The guard as each example mounts it: a credential is served, refused after the hub's call
+/// with its expiring `Set-Cookie` reaching the client (nginx: through `@dacs_expired`;
+/// Apache: from the authorizer and again from the ErrorDocument), and a new credential of the
+/// same user is served again.
+fn the_guard_refuses_a_credential_after_the_hubs_call(kind: ServerKind) {
+    let name = kind.name();
+    let server = kind
+        .setup()
+        .conf(&registry_conf(""))
+        .receiver_token(RECEIVER_TOKEN)
+        .guard()
+        .dacs_standin()
+        .page("protected/index.html", PROTECTED)
+        .start();
+    let context = |r: &Response| {
+        format!("{name}: {} {:?}\n{}\n{}", r.status, r.headers, r.text(), server.all_logs())
+    };
+    let get = |jar: &str| server.ask(&Request::get("/protected/").cookie(jar));
+    let first = "DACS:EX::FEDROOT:bob=first-sign-in";
+    let amy = "DACS:EX::DSS:amy=hers";
+
+    let served = get(&format!("{first}; theme=dark"));
+    assert_eq!(served.status, 200, "{}", context(&served));
+    assert!(served.text().contains("Protected content"), "{}", context(&served));
+    assert!(served.headers_named("Set-Cookie").is_empty(), "a pass sets nothing: {served:?}");
+    // Every view asks the server (and so the guard): no view from the browser's cache.
+    assert_eq!(served.headers_named("Cache-Control"), ["private, no-cache"], "{name}");
+    assert_eq!(get(amy).status, 200, "{name}: amy");
+
+    thread::sleep(Duration::from_millis(20));
+    let call = server.ask(&Request::profiles_logout("bob", RECEIVER_TOKEN));
+    assert_eq!(call.status, 200, "{}", context(&call));
+
+    // Refused, and only bob's credential expired (amy's, in the same jar, is left alone).
+    let refused = get(&format!("{first}; {amy}; theme=dark"));
+    assert_eq!(refused.status, 401, "{}", context(&refused));
+    let lines = refused.headers_named("Set-Cookie");
+    // Apache passes the authorizer's headers on a denial (SPEC §13 says it discards them),
+    // and its ErrorDocument, the guard again, sends them once more.
+    let copies = if kind.guard_on_tcp() { 2 } else { 1 };
+    assert_eq!(lines, vec![expiring("DACS:EX::FEDROOT:bob"); copies], "{}", context(&refused));
+    assert!(
+        refused.text().contains("You were signed out of federation EX"),
+        "{}",
+        context(&refused)
+    );
+    assert_eq!(refused.header("Content-Type"), Some("text/html; charset=utf-8"), "{name}");
+    // (Apache: "no-store, no-store", the authorizer's header and the error document's.)
+    let no_store = refused.headers_named("Cache-Control").iter().any(|v| v.contains("no-store"));
+    assert!(no_store, "{refused:?}");
+    observe(
+        name,
+        "the guard's refusal",
+        format!("401 with {} expiring Set-Cookie line(s)", lines.len()),
+    );
+
+    // A copy of the same credential elsewhere: refused too. Signed in again (a new value,
+    // first seen after the signout): served. Amy was never signed out.
+    assert_eq!(get(first).status, 401, "{name}: the copy");
+    thread::sleep(Duration::from_millis(20));
+    let again = get("DACS:EX::FEDROOT:bob=second-sign-in");
+    assert_eq!(again.status, 200, "{}", context(&again));
+    assert!(again.headers_named("Set-Cookie").is_empty(), "{name}");
+    assert_eq!(get(amy).status, 200, "{name}: amy");
+
+    // No credential: under Apache, DACS (its stand-in) refuses, and the guard's page says
+    // "sign in"; elsewhere authentication is not the guard's, and it lets the request pass.
+    let anonymous = server.ask(&Request::get("/protected/"));
+    if kind.guard_on_tcp() {
+        assert_eq!(anonymous.status, 401, "{}", context(&anonymous));
+        assert!(anonymous.text().contains("Sign-in required"), "{}", context(&anonymous));
+        assert!(anonymous.headers_named("Set-Cookie").is_empty());
+        let health = server.ask(&Request::get("/dacs-guard/health"));
+        assert_eq!(health.status, 200, "{}", context(&health));
+        let counters: Value = serde_json::from_slice(&health.body).expect("JSON");
+        assert_eq!(counters["refusals"], 2, "{name}: {counters}");
+        assert_eq!(counters["store_errors"], 0, "{name}: {counters}");
+    } else {
+        assert_eq!(anonymous.status, 200, "{}", context(&anonymous));
+    }
+    assert!(!server.guard_log().contains("error"), "{name}: {}", server.guard_log());
+}
+
+/// The guard down: every server fails closed (Apache 500, lighttpd 503, nginx 500), and
+/// nothing protected is served.
+fn a_guard_that_is_down_fails_closed(kind: ServerKind) {
+    let name = kind.name();
+    let server = kind
+        .setup()
+        .conf(&registry_conf(""))
+        .dacs_standin()
+        .page("protected/index.html", PROTECTED)
+        .start();
+    let response =
+        server.ask(&Request::get("/protected/").cookie("DACS:EX::FEDROOT:bob=first-sign-in"));
+    assert!(response.status >= 500, "{name}: {} {}", response.status, response.text());
+    assert!(!response.text().contains("Protected content"), "{name}");
+    observe(name, "the guard down", response.status);
+}
+
+macro_rules! mount_tests {
+    ($($module:ident => $kind:expr,)*) => {$(
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn the_hubs_call_reaches_the_receiver() {
+                super::super::the_hubs_call_reaches_the_receiver($kind);
+            }
+
+            #[test]
+            fn the_guard_refuses_a_credential_after_the_hubs_call() {
+                super::super::the_guard_refuses_a_credential_after_the_hubs_call($kind);
+            }
+
+            #[test]
+            fn a_guard_that_is_down_fails_closed() {
+                super::super::a_guard_that_is_down_fails_closed($kind);
+            }
+        }
+    )*};
+}
+
+/// The receiver and the guard under each server: Apache (mod_cgid), lighttpd, nginx.
+mod mounts {
+    use super::*;
+
+    mount_tests! {
+        apache_cgid => ServerKind::ApacheCgid,
+        lighttpd => ServerKind::Lighttpd,
+        nginx_fcgiwrap => ServerKind::Nginx,
+    }
+}
+
 mod harness {
     use crate::support::servers::{
         Request, ServerKind, examples_dir, framed_len, parse_response, render, uncomment,
@@ -363,10 +555,19 @@ mod harness {
 
     #[test]
     fn every_example_renders_without_a_placeholder_left() {
-        let vars: Vec<(&str, String)> = ["@PORT@", "@ROOT@", "@BIN@", "@CONF@", "@CGI_MODULE@"]
-            .iter()
-            .map(|p| (*p, "X".to_owned()))
-            .collect();
+        let vars: Vec<(&str, String)> = [
+            "@PORT@",
+            "@ROOT@",
+            "@BIN@",
+            "@CONF@",
+            "@CGI_MODULE@",
+            "@RECEIVER_BIN@",
+            "@GUARD_PORT@",
+            "@GUARD_SOCKET@",
+        ]
+        .iter()
+        .map(|p| (*p, "X".to_owned()))
+        .collect();
         for template in
             ["apache/httpd.conf", "lighttpd/lighttpd.conf", "nginx/nginx.conf", "nginx/fcgiwrap.sh"]
         {
@@ -377,17 +578,19 @@ mod harness {
     }
 
     #[test]
-    fn the_token_line_is_commented_exactly_once() {
+    fn the_token_lines_are_commented_exactly_once() {
         for kind in [ServerKind::ApacheCgid, ServerKind::Lighttpd] {
             let text = std::fs::read_to_string(examples_dir().join(kind.template())).unwrap();
-            let line = if kind == ServerKind::Lighttpd {
+            let hub = if kind == ServerKind::Lighttpd {
                 "\"COMMONS_PROFILES_API_TOKEN\" => env.COMMONS_PROFILES_API_TOKEN,"
             } else {
                 "PassEnv COMMONS_PROFILES_API_TOKEN"
             };
-            let live = uncomment(&text, line).unwrap();
-            assert!(live.lines().any(|l| l.trim() == line));
-            assert!(uncomment(&live, line).is_err(), "uncommented twice");
+            for line in [hub, kind.receiver_token_line().unwrap()] {
+                let live = uncomment(&text, line).unwrap();
+                assert!(live.lines().any(|l| l.trim() == line));
+                assert!(uncomment(&live, line).is_err(), "uncommented twice");
+            }
         }
     }
 
@@ -448,10 +651,8 @@ end
 const AUTHENTICATED_MOUNTS: &str = r#"
 # --- test fixture: the program behind authentication ---------------------
 LoadModule lua_module /usr/lib/apache2/modules/mod_lua.so
-LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
 LoadModule authn_file_module /usr/lib/apache2/modules/mod_authn_file.so
 LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so
-LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so
 ScriptAlias "/dacs/dacs_signout" "@BIN@"
 <Location "/dacs/dacs_signout">
     SetEnv DACS_SIGNOUT_CONF "@CONF@"

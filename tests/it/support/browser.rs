@@ -185,6 +185,14 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// Adds a cookie to the jar for the current page's host (WebDriver "Add Cookie"): a
+    /// host-only cookie with `Path=/`, as a credential copied out of another browser.
+    #[track_caller]
+    pub fn add_cookie(&self, name: &str, value: &str) {
+        let body = json!({ "cookie": { "name": name, "value": value, "path": "/" } });
+        self.must(self.session_call("POST", "/cookie", Some(body)), &format!("add cookie {name}"));
+    }
+
     /// Saves a PNG screenshot of the viewport.
     #[track_caller]
     pub fn screenshot(&self, path: &Path) {

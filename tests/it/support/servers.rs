@@ -7,14 +7,21 @@
 //! ```text
 //! ROOT/htdocs/                 static pages (Setup::page)
 //! ROOT/cgi-bin/dacs_signout    a copy of the built program (@BIN@)
+//! ROOT/cgi-bin/dacs_logout_receiver
+//!                              a copy of the receiver (@RECEIVER_BIN@, Setup::receiver_token)
+//! ROOT/bin/dacs_guard          a copy of the guard (Setup::guard), run beside the server on
+//!                              127.0.0.1:@GUARD_PORT@ (Apache) or @GUARD_SOCKET@ (the others)
 //! ROOT/etc/dacs.conf           Setup::conf (@CONF@, the program's DACS_SIGNOUT_CONF)
-//! ROOT/var/                    writable by the CGI user: the relay spool goes here
+//! ROOT/var/                    writable by the CGI user: the relay spool goes here, and the
+//!                              SQLite registry in ROOT/var/registry/ (the CGI user's, 0700)
 //! ROOT/logs/ ROOT/run/ ROOT/tmp/
 //! ```
 //!
-//! The program is copied because, started as root, every server runs it as `www-data`, which
-//! cannot reach into a build directory under a private home. Started by another user, the
-//! servers (and the program) run as that user.
+//! The programs are copied because, started as root, every server runs them as `www-data`,
+//! which cannot reach into a build directory under a private home. Started by another user,
+//! the servers (and the programs) run as that user. The guard runs as the same user as the
+//! receiver CGI (`www-data`, through `setpriv`, when the tests run as root): the SQLite
+//! registry opens only for the user who owns its directory.
 //!
 //! A setup can instead take everything from an installation (`tests/it/install.rs`): the
 //! examples from another directory ([`Setup::examples`]), a program and a `dacs.conf` used
@@ -22,7 +29,8 @@
 //! by the README's own commands ([`Setup::make_dirs`]).
 //!
 //! Servers run in the foreground, each in a process group of its own, and are stopped by
-//! process id in `Drop`: SIGTERM to the server, then SIGKILL to whatever is left in its group.
+//! process id in `Drop`: SIGTERM to the server, then SIGKILL to whatever is left in its group;
+//! the guard last, the same way.
 //! Nothing listens on anything but 127.0.0.1, and no port is fixed. A missing server is a test
 //! failure that says what to install (`./scripts/test` installs them), never a skip.
 
@@ -39,6 +47,38 @@ use std::time::{Duration, Instant};
 
 /// The URL path the program is mounted at, in every example.
 pub const CGI_PATH: &str = "/cgi-bin/dacs_signout";
+
+/// The URL path the receiver is mounted at, in every example (the Knowledge Commons guide's).
+pub const RECEIVER_PATH: &str = "/api/logout/";
+
+/// The guard's fingerprint key in the tests (`DACS_REGISTRY_KEY`).
+pub const GUARD_KEY: &str = "a-fingerprint-key-for-the-server-tests-0123456789";
+
+/// What stands in for mod_auth_dacs under Apache (mod_lua): it authenticates a request from
+/// its first credential of federation `EX` and sets `REMOTE_USER` to `EX::JUR:USER`, as
+/// mod_auth_dacs does; without one it answers 401, as DACS refuses an anonymous user.
+pub const DACS_STANDIN_LUA: &str = r#"require "apache2"
+function as_dacs(r)
+  local cookies = r.headers_in["Cookie"] or ""
+  for name in cookies:gmatch("DACS:EX::([^=;,%s]+)=") do
+    if name:sub(1, 1) ~= ":" then
+      r.user = "EX::" .. name
+      return apache2.OK
+    end
+  end
+  return 401
+end
+"#;
+
+/// Test-only Apache configuration appended by [`Setup::dacs_standin`]: the stand-in in the
+/// example's `/protected/` (its `AuthType DACS` stays the example's).
+const DACS_STANDIN_CONFIG: &str = r#"
+# --- test fixture, not part of the mount: mod_auth_dacs's stand-in ---------
+LoadModule lua_module /usr/lib/apache2/modules/mod_lua.so
+<Location "/protected/">
+    LuaHookCheckUserID "@ROOT@/etc/dacs-standin.lua" as_dacs
+</Location>
+"#;
 
 /// How long a server may take to answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,6 +139,22 @@ impl ServerKind {
         }
     }
 
+    /// The line of the template that passes the receiver's token when uncommented (nginx:
+    /// none, fcgiwrap hands the program its own environment).
+    pub fn receiver_token_line(self) -> Option<&'static str> {
+        match self {
+            ServerKind::ApacheCgid | ServerKind::ApacheCgi => Some("PassEnv DACS_RECEIVER_TOKEN"),
+            ServerKind::Lighttpd => Some("\"DACS_RECEIVER_TOKEN\" => env.DACS_RECEIVER_TOKEN,"),
+            ServerKind::Nginx => None,
+        }
+    }
+
+    /// Where the guard listens in this server's example: TCP for Apache (mod_authnz_fcgi
+    /// speaks nothing else), a unix socket for the others.
+    pub fn guard_on_tcp(self) -> bool {
+        matches!(self, ServerKind::ApacheCgid | ServerKind::ApacheCgi)
+    }
+
     /// The line of the template that passes the hub's token when uncommented (nginx: none,
     /// fcgiwrap hands the program its own environment).
     fn token_line(self) -> Option<&'static str> {
@@ -157,6 +213,11 @@ pub struct Setup {
     hub_token: Option<String>,
     /// Uncomment the example's line that passes the token on (set by `hub_token` too).
     pass_token: bool,
+    /// The receiver's token: the receiver is copied, the server gets the token in its
+    /// environment, and the example's line that passes it on is uncommented.
+    receiver_token: Option<String>,
+    /// Run the guard beside the server.
+    guard: bool,
     appended: String,
     /// Where the templates are (`examples_dir()` unless given).
     examples: Option<PathBuf>,
@@ -183,6 +244,8 @@ impl ServerKind {
             )],
             hub_token: None,
             pass_token: false,
+            receiver_token: None,
+            guard: false,
             appended: String::new(),
             files: Vec::new(),
             examples: None,
@@ -232,6 +295,32 @@ impl Setup {
         self.hub_token = Some(token.to_owned());
         self.pass_token = true;
         self
+    }
+
+    /// Mounts the receiver for real: a copy of it as `@RECEIVER_BIN@`, the token in the
+    /// server's environment as `DACS_RECEIVER_TOKEN` (the default `RECEIVER_TOKEN_ENV`), and
+    /// the example's line that passes it on uncommented, as the example tells an operator.
+    pub fn receiver_token(mut self, token: &str) -> Setup {
+        self.receiver_token = Some(token.to_owned());
+        self
+    }
+
+    /// Runs `dacs_guard` beside the server, where the example expects it (as the CGI user,
+    /// with `DACS_SIGNOUT_CONF` = `@CONF@` and `DACS_REGISTRY_KEY` = [`GUARD_KEY`]), started
+    /// before the server and stopped after it.
+    pub fn guard(mut self) -> Setup {
+        self.guard = true;
+        self
+    }
+
+    /// Under Apache, mod_auth_dacs's stand-in (mod_lua, [`DACS_STANDIN_LUA`]) in the
+    /// example's `/protected/`: a test fixture, appended. Other servers have no mod_auth_dacs:
+    /// nothing.
+    pub fn dacs_standin(self) -> Setup {
+        if !self.kind.guard_on_tcp() {
+            return self;
+        }
+        self.file("etc/dacs-standin.lua", DACS_STANDIN_LUA).append_config(DACS_STANDIN_CONFIG)
     }
 
     /// Uncomments the example's line that passes the token on, and nothing else: the server's
@@ -311,7 +400,14 @@ pub struct Server {
     bin: PathBuf,
     conf: PathBuf,
     examples: PathBuf,
-    /// The server, and for nginx then fcgiwrap; stopped in this order.
+    /// `@RECEIVER_BIN@`, and the guard's program.
+    receiver_bin: PathBuf,
+    guard_bin: PathBuf,
+    /// `@GUARD_PORT@` (on 127.0.0.1) and `@GUARD_SOCKET@`: filled in whether or not a guard
+    /// runs.
+    pub guard_port: u16,
+    pub guard_socket: PathBuf,
+    /// The server, and for nginx then fcgiwrap; stopped in this order, then the guard.
     processes: Vec<(&'static str, Child)>,
 }
 
@@ -322,8 +418,26 @@ impl Server {
         let bin = setup.program.clone().unwrap_or_else(|| root.join("cgi-bin/dacs_signout"));
         let conf = setup.conf_file.clone().unwrap_or_else(|| root.join("etc/dacs.conf"));
         let examples = setup.examples.clone().unwrap_or_else(examples_dir);
-        let mut server =
-            Server { kind: setup.kind, port, root, bin, conf, examples, processes: Vec::new() };
+        // An installed program's fellow programs are beside it (scripts/install).
+        let beside = |name: &str| setup.program.as_ref().map(|p| p.with_file_name(name));
+        let receiver_bin = beside("dacs_logout_receiver")
+            .unwrap_or_else(|| root.join("cgi-bin/dacs_logout_receiver"));
+        let guard_bin = beside("dacs_guard").unwrap_or_else(|| root.join("bin/dacs_guard"));
+        let guard_port = free_port()?;
+        let guard_socket = root.join("run/dacs-guard.sock");
+        let mut server = Server {
+            kind: setup.kind,
+            port,
+            root,
+            bin,
+            conf,
+            examples,
+            receiver_bin,
+            guard_bin,
+            guard_port,
+            guard_socket,
+            processes: Vec::new(),
+        };
         server.prepare(setup)?;
         let started = Instant::now();
         server.spawn(setup)?;
@@ -376,12 +490,21 @@ impl Server {
     /// it after the response, and the server copies it to its log after that.
     #[track_caller]
     pub fn program_log_line(&self, needle: &str) -> String {
+        self.log_line_of("dacs_signout:", needle)
+    }
+
+    /// The receiver's log line holding `needle` (bounded wait), as [`Server::program_log_line`].
+    #[track_caller]
+    pub fn receiver_log_line(&self, needle: &str) -> String {
+        self.log_line_of("dacs_logout_receiver:", needle)
+    }
+
+    #[track_caller]
+    fn log_line_of(&self, program: &str, needle: &str) -> String {
         let deadline = Instant::now() + LOG_TIMEOUT;
         loop {
             let log = self.log(self.kind.program_log());
-            if let Some(line) =
-                log.lines().find(|l| l.contains("dacs_signout:") && l.contains(needle))
-            {
+            if let Some(line) = log.lines().find(|l| l.contains(program) && l.contains(needle)) {
                 return line.to_owned();
             }
             assert!(
@@ -440,6 +563,12 @@ impl Server {
                 make_dir(&path)?;
                 give_to_cgi_user(&path)?;
             }
+            // The registry opens only in a directory of its own user's that nobody else may
+            // write: the receiver's and the guard's.
+            let registry = self.root.join("var/registry");
+            fs::create_dir(&registry)?;
+            fs::set_permissions(&registry, fs::Permissions::from_mode(0o700))?;
+            give_to_cgi_user(&registry)?;
         }
         let vars = self.vars();
         let pages = setup.pages.iter().map(|(name, text)| (Path::new("htdocs").join(name), text));
@@ -455,8 +584,15 @@ impl Server {
         if setup.program.is_some() {
             return Ok(());
         }
-        fs::copy(super::BIN, &self.bin)?;
-        fs::set_permissions(&self.bin, fs::Permissions::from_mode(0o755))
+        copy_program(super::BIN, &self.bin)?;
+        if setup.receiver_token.is_some() {
+            copy_program(super::RECEIVER, &self.receiver_bin)?;
+        }
+        if setup.guard {
+            make_dir(&self.root.join("bin"))?;
+            copy_program(super::GUARD, &self.guard_bin)?;
+        }
+        Ok(())
     }
 
     /// Runs shell lines with `ROOT` set, stopping at the first that fails.
@@ -485,6 +621,9 @@ impl Server {
             ("@BIN@", self.bin.display().to_string()),
             ("@CONF@", self.conf_path().display().to_string()),
             ("@CGI_MODULE@", module.to_owned()),
+            ("@RECEIVER_BIN@", self.receiver_bin.display().to_string()),
+            ("@GUARD_PORT@", self.guard_port.to_string()),
+            ("@GUARD_SOCKET@", self.guard_socket.display().to_string()),
         ]
     }
 
@@ -493,6 +632,10 @@ impl Server {
         let mut text = fs::read_to_string(self.examples.join(template))?;
         if template == self.kind.template() {
             if let (true, Some(line)) = (setup.pass_token, self.kind.token_line()) {
+                text = uncomment(&text, line)?;
+            }
+            if let (Some(_), Some(line)) = (&setup.receiver_token, self.kind.receiver_token_line())
+            {
                 text = uncomment(&text, line)?;
             }
             text.push_str(&setup.appended);
@@ -507,6 +650,12 @@ impl Server {
         let mut env: Vec<(String, String)> = Vec::new();
         if let Some(token) = &setup.hub_token {
             env.push(("COMMONS_PROFILES_API_TOKEN".into(), token.clone()));
+        }
+        if let Some(token) = &setup.receiver_token {
+            env.push(("DACS_RECEIVER_TOKEN".into(), token.clone()));
+        }
+        if setup.guard {
+            self.spawn_guard()?;
         }
         let conf = self.render(setup, self.kind.template())?;
         match self.kind {
@@ -535,6 +684,49 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// Starts the guard where the example expects it, as the CGI user, and waits (bounded)
+    /// until it accepts connections.
+    fn spawn_guard(&mut self) -> io::Result<()> {
+        let listen = if self.kind.guard_on_tcp() {
+            format!("tcp:127.0.0.1:{}", self.guard_port)
+        } else {
+            format!("unix:{}", self.guard_socket.display())
+        };
+        let mut cmd = if running_as_root() {
+            let mut cmd = Command::new("setpriv");
+            cmd.args([
+                &format!("--reuid={CGI_USER}"),
+                &format!("--regid={CGI_USER}"),
+                "--init-groups",
+                "--",
+            ]);
+            cmd.arg(&self.guard_bin);
+            cmd
+        } else {
+            Command::new(&self.guard_bin)
+        };
+        cmd.args(["--listen", &listen, "--workers", "4"]);
+        let env = [
+            ("DACS_SIGNOUT_CONF".to_owned(), self.conf_path().display().to_string()),
+            ("DACS_REGISTRY_KEY".to_owned(), GUARD_KEY.to_owned()),
+        ];
+        self.spawn_logged("dacs_guard", cmd, &env, None)?;
+        let (tcp, port, socket) =
+            (self.kind.guard_on_tcp(), self.guard_port, self.guard_socket.clone());
+        self.wait_until("the guard does not accept connections", Instant::now(), move |_| {
+            if tcp {
+                TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_ok()
+            } else {
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            }
+        })
+    }
+
+    /// The guard's own output (its start, its errors, its counters when it stops).
+    pub fn guard_log(&self) -> String {
+        self.log("dacs_guard.out")
     }
 
     /// Spawns `cmd` with a clean environment, in its own process group, with its output in
@@ -627,8 +819,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for (_, child) in &mut self.processes {
-            stop_process_group(child, STOP_GRACE);
+        // The servers first, then the guard they ask.
+        for last in [false, true] {
+            for (name, child) in &mut self.processes {
+                if (*name == "dacs_guard") == last {
+                    stop_process_group(child, STOP_GRACE);
+                }
+            }
         }
         if thread::panicking() || std::env::var_os("KEEP_SERVER_ROOT").is_some() {
             eprintln!("{}: kept {}", self.kind.name(), self.root.display());
@@ -726,6 +923,12 @@ fn make_dir(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))
 }
 
+/// A copy of a built program, executable by everyone (the CGI user runs it).
+fn copy_program(from: &str, to: &Path) -> io::Result<()> {
+    fs::copy(from, to)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755))
+}
+
 fn write_mode(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     fs::write(path, text)?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
@@ -808,6 +1011,18 @@ impl Request {
 
     pub fn get(target: &str) -> Request {
         Request::new("GET", target)
+    }
+
+    /// The real Profiles hub's call to a receiver, as its code sends it (python-requests):
+    /// `POST ?username=U` with `Content-Type: application/json`, an empty body
+    /// (`Content-Length: 0`) and the bearer token.
+    pub fn profiles_logout(user: &str, token: &str) -> Request {
+        Request::new("POST", &format!("{RECEIVER_PATH}?username={user}"))
+            .header("User-Agent", "python-requests/2.34.2")
+            .header("Accept-Encoding", "gzip, deflate")
+            .header("Accept", "*/*")
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
     }
 
     /// A POST of an `application/x-www-form-urlencoded` body.
