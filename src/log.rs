@@ -62,3 +62,13 @@ mod tests {
         );
     }
 }
+
+/// Writes `line` (and a newline) to standard error in one write, ignoring failure: a
+/// long-running process whose stderr was closed (its supervisor's pipe gone) must go on
+/// serving, where `eprintln!` would panic.
+pub fn to_stderr(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}

@@ -195,7 +195,7 @@ impl Guard {
             Err(e) => {
                 worker.store = None; // reconnect next time
                 Counters::add(&self.counters.store_errors);
-                eprintln!("dacs_guard: registry error: {e}");
+                crate::log::to_stderr(format_args!("dacs_guard: registry error: {e}"));
                 // What the registry had refused lately stays refused; beyond it, the policy.
                 let refused: Vec<(String, verdict::Why)> = presented
                     .iter()
@@ -226,7 +226,9 @@ impl Guard {
                     && let Err(e) = store.record(&sightings, now_ms, timing.refresh_ms)
                 {
                     Counters::add(&self.counters.store_errors);
-                    eprintln!("dacs_guard: registry error recording sightings: {e}");
+                    crate::log::to_stderr(format_args!(
+                        "dacs_guard: registry error recording sightings: {e}"
+                    ));
                     worker.store = None;
                 }
                 Judged::Pass

@@ -176,7 +176,7 @@ pub fn serve(
                     if let Err(e) = connection(&guard, &mut worker, stream) {
                         // A server that hung up, or sent no FastCGI: that connection only.
                         if e.kind() != io::ErrorKind::UnexpectedEof {
-                            eprintln!("dacs_guard: connection: {e}");
+                            crate::log::to_stderr(format_args!("dacs_guard: connection: {e}"));
                         }
                     }
                 }
@@ -202,7 +202,7 @@ pub fn serve(
                 }
             }
             Err(e) => {
-                eprintln!("dacs_guard: accept: {e}");
+                crate::log::to_stderr(format_args!("dacs_guard: accept: {e}"));
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -215,7 +215,7 @@ pub fn serve(
     if let Listener::Unix(_, path) = listener.as_ref() {
         let _ = std::fs::remove_file(path);
     }
-    eprintln!("dacs_guard: stopped; {}", guard.counters.json());
+    crate::log::to_stderr(format_args!("dacs_guard: stopped; {}", guard.counters.json()));
     Ok(())
 }
 

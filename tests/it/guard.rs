@@ -318,6 +318,22 @@ fn a_clean_stop_and_hostile_connections() {
     assert!(!guard.socket.exists(), "the socket is removed");
 }
 
+/// Its supervisor's stderr pipe gone, the guard goes on serving and still stops cleanly: a
+/// log line it cannot write is dropped, never a panic.
+#[test]
+fn a_guard_whose_stderr_is_gone_goes_on() {
+    let fed = Federation::new();
+    let mut guard = GuardProcess::start(&fed_conf(&fed, ""), &[]);
+    drop(guard.child.as_mut().unwrap().stderr.take());
+    // A connection that speaks no FastCGI is logged (to nowhere now).
+    let mut stream = std::os::unix::net::UnixStream::connect(&guard.socket).unwrap();
+    stream.write_all(&[9; 16]).unwrap();
+    drop(stream);
+    passes(&guard.authorize("DACS:EX::FEDROOT:bob=v"));
+    let status = guard.stop();
+    assert!(status.success(), "{status:?}");
+}
+
 /// Two web servers, one Redis: a revocation received by one is refused by the other.
 #[test]
 fn two_guards_share_one_revocation_through_redis() {

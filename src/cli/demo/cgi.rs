@@ -135,7 +135,7 @@ pub fn run(program: &Path, env: &[(OsString, OsString)], body: &[u8]) -> Vec<u8>
 
 /// A 500 for a child that could not be run.
 pub fn failed(what: &str, error: &io::Error) -> Vec<u8> {
-    eprintln!("dacs_signout demo: {what}: {error}");
+    crate::log::to_stderr(format_args!("dacs_signout demo: {what}: {error}"));
     plain(
         "500 Internal Server Error",
         &format!("500 Internal Server Error: the demo {what}: {error}"),

@@ -82,7 +82,7 @@ pub fn run(env: &Env, port: u16, stdout: &mut dyn Write, stderr: &mut dyn Write)
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || {
             if let Err(e) = handle(&stream, site) {
-                eprintln!("dacs_signout demo: {e}");
+                crate::log::to_stderr(format_args!("dacs_signout demo: {e}"));
             }
         });
     }

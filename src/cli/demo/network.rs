@@ -89,7 +89,7 @@ impl Network {
             let _ = child.wait();
             return Err(format!("dacs_guard did not start: {}", first.trim()));
         }
-        eprint!("{first}");
+        crate::log::to_stderr(format_args!("{}", first.trim_end()));
         // The guard's later lines (refusals, errors) go to the demo's stderr.
         std::thread::spawn(move || {
             let _ = io::copy(&mut lines, &mut io::stderr());
