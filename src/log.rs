@@ -48,6 +48,16 @@ impl LogLine {
     }
 }
 
+/// Writes `line` (and a newline) to standard error in one write, ignoring failure: a
+/// long-running process whose stderr was closed (its supervisor's pipe gone) must go on
+/// serving, where `eprintln!` would panic.
+pub fn to_stderr(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,14 +71,4 @@ mod tests {
             "1970-01-01T00:00:00Z dacs_signout: status=400 error=\"bad \\\"x\\\"??y\"\n"
         );
     }
-}
-
-/// Writes `line` (and a newline) to standard error in one write, ignoring failure: a
-/// long-running process whose stderr was closed (its supervisor's pipe gone) must go on
-/// serving, where `eprintln!` would panic.
-pub fn to_stderr(line: std::fmt::Arguments) {
-    use std::io::Write;
-    let mut text = line.to_string();
-    text.push('\n');
-    let _ = std::io::stderr().write_all(text.as_bytes());
 }
