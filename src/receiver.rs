@@ -14,10 +14,9 @@ use std::io::Read;
 use std::time::SystemTime;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::cgi::args::Arguments;
+use crate::cgi::bearer;
 use crate::cgi::body::read_body;
 use crate::cgi::{Env, Response};
 use crate::config::{Loaded, Settings};
@@ -209,23 +208,12 @@ fn authorize(env: &Env, settings: &Settings) -> Result<(), Error> {
         let names = settings.receiver.token_envs.join(", $");
         return Err(Error::misconfigured(format!("no receiver token: ${names} is not set")));
     }
-    let presented = env.soft("HTTP_AUTHORIZATION").and_then(|header| {
-        let (scheme, token) = header.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    let Some(presented) = presented.filter(|t| !t.is_empty()) else {
+    let Some(presented) = bearer::presented(env) else {
         return Err(Error::unauthorized("a bearer token is required"));
     };
-    // Digests of equal length, compared in constant time: neither the tokens' contents nor
-    // their lengths show in the timing. Every token is compared, so neither does which one.
-    let digest = Sha256::digest(presented.as_bytes());
-    let matched = tokens
-        .iter()
-        .fold(subtle::Choice::from(0), |any, t| any | Sha256::digest(t.as_bytes()).ct_eq(&digest));
-    if bool::from(matched) {
-        Ok(())
-    } else {
-        Err(Error::unauthorized("the bearer token is not accepted"))
+    match bearer::matching(presented, &tokens) {
+        Some(_) => Ok(()),
+        None => Err(Error::unauthorized("the bearer token is not accepted")),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+pub mod hub;
 mod registry;
 
 use std::io::Write;
@@ -53,7 +54,7 @@ pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
         ["relay", "--now"] => relay(env, load(None), clock, true, stdout, stderr),
         ["relay", "--deliver"] => {
             crate::relay::close_inherited_descriptors();
-            match crate::relay::deliver(stdin, &Http, env, clock) {
+            match crate::relay::deliver(stdin, &Http::new(None), env, clock) {
                 Ok(_) => 0,
                 Err(_) => 1,
             }
@@ -154,10 +155,11 @@ fn relay(
         let journal = Journal::open(settings.log.as_deref().map(Path::new), Some(&spool));
         let registry =
             spooled.registry.as_ref().map(|r| RegistryAccess::new(r, &spooled.federation));
+        let http = Http::new(None);
         let courier = Courier {
             routes: &routes,
             registry: registry.as_ref(),
-            transport: &Http,
+            transport: &http,
             env,
             clock,
             journal: &journal,

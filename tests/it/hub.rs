@@ -1,0 +1,458 @@
+//! The hub (§14): senders' requests, the fan-out to receivers on loopback, receipts, faults.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::peer::Gateway;
+use crate::support::*;
+
+const KC_TOKEN: &str = "kcworks-to-hub-t0ken-0123456789";
+const WP_TOKEN: &str = "wordpress-to-hub-t0ken-987654321";
+const RECEIVER_TOKEN: &str = "hub-to-receiver-t0ken-abcdef";
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) test";
+
+/// A hub's directory: its `dacs.conf` and its spool (in a directory of its own, mode 0700).
+pub struct HubDir {
+    pub dir: TempDir,
+    /// A stand-in for the delivery process (it binds the wake-up socket), so that a request
+    /// starts none: tests of the request alone.
+    _quiet: Option<UnixDatagram>,
+}
+
+impl HubDir {
+    pub fn new() -> HubDir {
+        let dir = TempDir::new("hub");
+        let parent = dir.path().join("var");
+        std::fs::create_dir(&parent).unwrap();
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o700)).unwrap();
+        HubDir { dir, _quiet: None }
+    }
+
+    /// No delivery process will be started by requests: something listens on the socket.
+    pub fn quiet() -> HubDir {
+        let mut hub = HubDir::new();
+        std::fs::create_dir(hub.spool()).unwrap();
+        std::fs::set_permissions(hub.spool(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        hub._quiet = Some(UnixDatagram::bind(hub.spool().join("wake.sock")).unwrap());
+        hub
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path().join("var/spool")
+    }
+
+    /// A hub-only `dacs.conf`: senders `kcworks` and `wordpress`, these receivers
+    /// (`NAME URL FORM [TOKEN_ENV]`), and `extra`.
+    pub fn conf(&self, receivers: &[String], extra: &str) -> String {
+        let receivers: String =
+            receivers.iter().map(|r| format!("HUB_RECEIVER \"{r}\"\n")).collect();
+        conf(&format!(
+            "HUB_SENDER \"kcworks KC_TOKEN\"\nHUB_SENDER \"wordpress WP_TOKEN\"\n\
+             HUB_SPOOL_DIR \"{}\"\nHUB_INSTANCE \"hub1\"\n{receivers}{extra}",
+            self.spool().display()
+        ))
+    }
+
+    /// Three receivers that nothing will call (the request tests): one of each query form.
+    pub fn three(&self) -> Vec<String> {
+        vec![
+            "profiles http://127.0.0.1:9/api/logout/ post-query RECEIVER_TOKEN".into(),
+            "guide http://127.0.0.1:9/logout get-query".into(),
+            "bcc http://127.0.0.1:9/bcc bcc-get".into(),
+        ]
+    }
+
+    /// The hub's CGI program on this configuration, with the tokens a server gives it.
+    pub fn call(&self, cgi: Cgi, conf: &str) -> Output {
+        cgi.program(HUB)
+            .config(conf)
+            .env("KC_TOKEN", KC_TOKEN)
+            .env("WP_TOKEN", WP_TOKEN)
+            .env("RECEIVER_TOKEN", RECEIVER_TOKEN)
+            .env("SCRIPT_NAME", "/api/v1/actions/logout")
+            .run()
+    }
+
+    /// The records in a state directory (`new`, `work`, `dead`, `done`), as JSON.
+    pub fn records(&self, state: &str) -> Vec<Value> {
+        let Ok(dir) = std::fs::read_dir(self.spool().join(state)) else { return Vec::new() };
+        let mut out: Vec<Value> = dir
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".json"))
+            .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+            .collect();
+        out.sort_by_key(|v| v["receiver"].as_str().unwrap_or("").to_owned());
+        out
+    }
+
+    /// Stops the delivery process a request started, if one runs (its pid is in the lock).
+    pub fn stop_delivery(&self) {
+        let Ok(text) = std::fs::read_to_string(self.spool().join("deliver.lock")) else { return };
+        let Ok(pid) = text.trim().parse::<i32>() else { return };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::path::Path::new(&format!("/proc/{pid}")).exists()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for HubDir {
+    fn drop(&mut self) {
+        self.stop_delivery();
+    }
+}
+
+/// A sender's logout, as KCWorks sends it (`requests`' `json=`), to `PATH_INFO`.
+pub fn logout(path_info: &str, body: &str, token: &str) -> Cgi {
+    Cgi::method("POST", "")
+        .env("PATH_INFO", path_info)
+        .env("CONTENT_TYPE", "application/json")
+        .env("CONTENT_LENGTH", &body.len().to_string())
+        .env("HTTP_AUTHORIZATION", &format!("Bearer {token}"))
+        .env("HTTP_USER_AGENT", "python-requests/2.34.2")
+        .stdin(body.as_bytes())
+}
+
+fn body(user: &str, ua: &str) -> String {
+    json!({"user_name": user, "user_agent": ua}).to_string()
+}
+
+/// KCWorks' success rule (`invenio_remote_user_data_kcworks/client.py`): a 2xx, and the JSON
+/// echoes the user and the user agent it sent, and its message says "successful".
+pub fn kcworks_accepts(status: u16, answer: &str, user: &str, ua: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<Value>(answer) else { return false };
+    (200..300).contains(&status)
+        && v["data"]["user"]["user"] == user
+        && v["data"]["user_agent"] == ua
+        && v["message"].as_str().is_some_and(|m| m.contains("successful"))
+}
+
+#[track_caller]
+fn answered(out: &Output, status: u16) -> Value {
+    assert_eq!(out.status, status, "{}\n{}", out.body, out.log);
+    assert_eq!(out.header("Content-Type"), Some("application/json"));
+    assert_eq!(out.header("Cache-Control"), Some("no-store"));
+    assert_eq!(out.log.lines().count(), 1, "{}", out.log);
+    assert_eq!(out.exit, i32::from(status >= 400), "exit status");
+    for token in [KC_TOKEN, WP_TOKEN, RECEIVER_TOKEN] {
+        assert!(!out.log.contains(token) && !out.body.contains(token), "a token leaked");
+    }
+    serde_json::from_str(&out.body).unwrap()
+}
+
+/// The Profiles hub's request and answer, plus an event id; one record per receiver, on disk
+/// before the answer; with and without the trailing slash.
+#[test]
+fn a_senders_logout_is_one_durable_record_per_receiver() {
+    let hub = HubDir::quiet();
+    let conf = hub.conf(&hub.three(), "");
+    let mut ids = Vec::new();
+    for path_info in ["/", ""] {
+        let out = hub.call(logout(path_info, &body(" bob ", UA), KC_TOKEN), &conf);
+        let v = answered(&out, 200);
+        let id = v["event_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            v,
+            json!({
+                "message": "Action successfully triggered.",
+                "data": {"user": {"user": "bob"}, "user_agent": UA, "app": ["profiles", "guide", "bcc"]},
+                "event_id": id,
+            })
+        );
+        assert!(id.starts_with("hub1.") && id.len() == "hub1.".len() + 11 + 1 + 32, "{id}");
+        assert!(
+            out.log.contains("dacs_logout_hub: status=200 route=logout")
+                && out.log.contains("sender=kcworks user=bob")
+                && out.log.contains(&format!("event_id={id} receivers=3 logout_at=received"))
+                && out.log.contains("delivery=woken"),
+            "{}",
+            out.log
+        );
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "every event has its own id");
+    let records = hub.records("new");
+    assert_eq!(records.len(), 6, "{records:?}");
+    for id in &ids {
+        let mine: Vec<&Value> = records.iter().filter(|r| r["event_id"] == id.as_str()).collect();
+        let names: Vec<&str> = mine.iter().map(|r| r["receiver"].as_str().unwrap()).collect();
+        assert_eq!(names, ["bcc", "guide", "profiles"]);
+        for r in mine {
+            assert_eq!(
+                (r["user_name"].as_str(), r["sender"].as_str()),
+                (Some("bob"), Some("kcworks"))
+            );
+            assert_eq!(r["attempts"], 0);
+            assert_eq!(r["receivers"], 3);
+        }
+    }
+    // Nothing is left half-written, and the spool is nobody else's.
+    assert_eq!(std::fs::read_dir(hub.spool().join("tmp")).unwrap().count(), 0);
+    let mode = std::fs::metadata(hub.spool()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
+
+/// KCWorks' four-part rule holds on the hub's answer, for what KCWorks sends (trimmed values,
+/// as it should send them) and for a form body.
+#[test]
+fn the_answer_meets_kcworks_success_rule() {
+    let hub = HubDir::quiet();
+    let conf = hub.conf(&hub.three(), "");
+    for (user, ua) in
+        [("john_doe", UA), ("amy@uni.example", "dacs_signout/0.1.0"), ("ünï cödé", "Ü")]
+    {
+        let out = hub.call(logout("/", &body(user, ua), KC_TOKEN), &conf);
+        assert!(kcworks_accepts(out.status, &out.body, user, ua), "{user}: {}", out.body);
+    }
+    let form = format!("user_name=bob&user_agent={}", UA.replace(' ', "+"));
+    let out = hub.call(
+        logout("/", &form, WP_TOKEN).env("CONTENT_TYPE", "application/x-www-form-urlencoded"),
+        &conf,
+    );
+    assert!(kcworks_accepts(out.status, &out.body, "bob", UA), "{}", out.body);
+    assert!(out.log.contains("sender=wordpress"), "{}", out.log);
+}
+
+/// No token, a wrong one, a receiver's, another scheme: 401 with `WWW-Authenticate`, nothing
+/// spooled, and the presented token only as a fingerprint in the log.
+#[test]
+fn a_request_without_a_senders_token_is_401_and_changes_nothing() {
+    let hub = HubDir::quiet();
+    let conf = hub.conf(&hub.three(), "");
+    let b = body("bob", UA);
+    for (cgi, what) in [
+        (logout("/", &b, "wrong-token"), "wrong"),
+        (logout("/", &b, RECEIVER_TOKEN), "a receiver's token"),
+        (logout("/", &b, &format!("{KC_TOKEN}x")), "longer"),
+        (logout("/", &b, "").env("HTTP_AUTHORIZATION", &format!("Basic {KC_TOKEN}")), "Basic"),
+        (logout("/", &b, "").unset("HTTP_AUTHORIZATION"), "none"),
+        (logout("/", &b, "").env("HTTP_AUTHORIZATION", "Bearer"), "empty"),
+    ] {
+        let out = hub.call(cgi, &conf);
+        let v = answered(&out, 401);
+        assert_eq!(out.header("WWW-Authenticate"), Some("Bearer"), "{what}");
+        assert!(v["error"].is_string(), "{what}");
+    }
+    assert!(hub.records("new").is_empty());
+    let out = hub.call(logout("/", &b, "wrong-token"), &conf);
+    assert!(out.log.contains("presented token "), "a fingerprint: {}", out.log);
+    // No sender token set at all: a misconfiguration, not an open door.
+    let out = logout("/", &b, "anything").program(HUB).config(&conf).run();
+    answered(&out, 500);
+    assert!(out.log.contains("no sender token is set"), "{}", out.log);
+}
+
+/// Every malformed body has a defined 4xx that names the field at fault, and nothing is
+/// spooled.
+#[test]
+fn malformed_bodies_have_defined_answers_and_spool_nothing() {
+    let hub = HubDir::quiet();
+    let conf = hub.conf(&hub.three(), "");
+    let huge = format!(r#"{{"user_name":"bob","user_agent":"{}"}}"#, "x".repeat(70_000));
+    let cases: Vec<(Cgi, u16, Option<&str>, &str)> = vec![
+        (logout("/", "{oops", KC_TOKEN), 400, None, "malformed JSON"),
+        (logout("/", "", KC_TOKEN), 400, None, "empty"),
+        (logout("/", "[\"bob\"]", KC_TOKEN), 400, None, "not an object"),
+        (logout("/", r#"{"user_agent":"UA"}"#, KC_TOKEN), 400, Some("user_name"), "missing"),
+        (
+            logout("/", r#"{"user_name":" ","user_agent":"UA"}"#, KC_TOKEN),
+            400,
+            Some("user_name"),
+            "blank",
+        ),
+        (
+            logout("/", r#"{"user_name":"\u00a0\u3000","user_agent":"UA"}"#, KC_TOKEN),
+            400,
+            Some("user_name"),
+            "Unicode blank",
+        ),
+        (
+            logout("/", r#"{"user_name":42,"user_agent":"UA"}"#, KC_TOKEN),
+            400,
+            Some("user_name"),
+            "a number",
+        ),
+        (
+            logout("/", r#"{"user_name":"bob","user_agent":""}"#, KC_TOKEN),
+            400,
+            Some("user_agent"),
+            "empty UA",
+        ),
+        (
+            logout("/", r#"{"user_name":"bob","user_agent":["UA"]}"#, KC_TOKEN),
+            400,
+            Some("user_agent"),
+            "a list",
+        ),
+        (
+            logout("/", r#"{"user_name":"bob","user_agent":"UA","logout_at":"noon"}"#, KC_TOKEN),
+            400,
+            Some("logout_at"),
+            "a word",
+        ),
+        (
+            logout("/", r#"{"user_name":"bob","user_name":"eve","user_agent":"UA"}"#, KC_TOKEN),
+            400,
+            Some("user_name"),
+            "twice",
+        ),
+        (
+            logout(
+                "/",
+                &format!(r#"{{"user_name":"{}","user_agent":"UA"}}"#, "a".repeat(300)),
+                KC_TOKEN,
+            ),
+            400,
+            Some("user_name"),
+            "long",
+        ),
+        (
+            logout("/", r#"{"user_name":"bo\nb","user_agent":"UA"}"#, KC_TOKEN),
+            400,
+            Some("user_name"),
+            "a newline",
+        ),
+        (
+            logout("/", "", KC_TOKEN)
+                .env("CONTENT_LENGTH", "31")
+                .stdin(b"{\"user_name\":\"\xff\",\"user_agent\":1}"),
+            400,
+            None,
+            "not UTF-8",
+        ),
+        (logout("/", &huge, KC_TOKEN), 413, None, "over 64 KiB"),
+        (
+            logout("/", &body("bob", UA), KC_TOKEN).env("CONTENT_TYPE", "text/plain"),
+            415,
+            None,
+            "text/plain",
+        ),
+        (logout("/", &body("bob", UA), KC_TOKEN).unset("CONTENT_TYPE"), 415, None, "no type"),
+        (logout("/", &body("bob", UA), KC_TOKEN).env("CONTENT_LENGTH", "500"), 400, None, "short"),
+    ];
+    for (cgi, status, field, what) in cases {
+        let out = hub.call(cgi, &conf);
+        let v = answered(&out, status);
+        assert!(v["error"].is_string(), "{what}: {}", out.body);
+        assert_eq!(v["field"].as_str(), field, "{what}: {}", out.body);
+    }
+    assert!(hub.records("new").is_empty(), "{:?}", hub.records("new"));
+}
+
+/// Methods and paths: only POST takes a logout; receipts are GET; nothing else exists.
+#[test]
+fn methods_and_paths_have_defined_answers() {
+    let hub = HubDir::quiet();
+    let conf = hub.conf(&hub.three(), "");
+    let auth = |cgi: Cgi| cgi.env("HTTP_AUTHORIZATION", &format!("Bearer {KC_TOKEN}"));
+    for (cgi, status, allow) in [
+        (auth(Cgi::get("").env("PATH_INFO", "/")), 405, Some("POST")),
+        (auth(Cgi::method("PUT", "").env("PATH_INFO", "/")), 405, Some("POST")),
+        (auth(Cgi::method("DELETE", "").env("PATH_INFO", "/hub1.x/")), 405, Some("GET, HEAD")),
+        (auth(Cgi::get("").env("PATH_INFO", "/a/b/c")), 404, None),
+        (auth(Cgi::get("").env("PATH_INFO", "/not-an-id/")), 404, None),
+    ] {
+        let out = hub.call(cgi, &conf);
+        answered(&out, status);
+        assert_eq!(out.header("Allow"), allow);
+    }
+}
+
+/// A sender's `logout_at` is the event's time within bounds (not in the future, not older than
+/// `HUB_MAX_AGE_SECS`); otherwise the time of receipt.
+#[test]
+fn the_senders_logout_at_is_taken_within_bounds() {
+    let hub = HubDir::quiet();
+    let conf = hub.conf(&hub.three(), "HUB_MAX_AGE_SECS \"3600\"");
+    let now = dacs_signout::testing::unix_secs(std::time::SystemTime::now());
+    for (sent, taken) in [
+        (json!(now - 600), true),
+        (json!((now - 30) as f64 + 0.5), true),
+        (json!(now + 3600), false),
+        (json!(now - 7200), false),
+        (json!(0), false),
+    ] {
+        let b = json!({"user_name": "bob", "user_agent": UA, "logout_at": sent}).to_string();
+        let out = hub.call(logout("/", &b, KC_TOKEN), &conf);
+        let id = answered(&out, 200)["event_id"].as_str().unwrap().to_owned();
+        let record = hub.records("new").into_iter().find(|r| r["event_id"] == id.as_str()).unwrap();
+        let at = record["logout_at"].as_u64().unwrap();
+        if taken {
+            assert_eq!(at, sent.as_f64().unwrap() as u64, "{sent}");
+            assert!(out.log.contains("logout_at=sender"), "{}", out.log);
+        } else {
+            assert!(at >= now && at <= now + 10, "{sent}: {at}");
+            assert!(out.log.contains("logout_at=received"), "{}", out.log);
+        }
+    }
+}
+
+/// Each sender has its own bucket: over it, 429 with `Retry-After` (this project's relay
+/// retries a 429), and nothing spooled; the other sender is not slowed down.
+#[test]
+fn each_sender_is_rate_limited_on_its_own() {
+    let hub = HubDir::quiet();
+    let conf = hub.conf(&hub.three(), "HUB_SENDER_RATE \"2/60\"");
+    for _ in 0..2 {
+        answered(&hub.call(logout("/", &body("bob", UA), KC_TOKEN), &conf), 200);
+    }
+    let out = hub.call(logout("/", &body("bob", UA), KC_TOKEN), &conf);
+    answered(&out, 429);
+    let wait: u64 = out.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    answered(&hub.call(logout("/", &body("amy", UA), WP_TOKEN), &conf), 200);
+    assert_eq!(hub.records("new").len(), 9, "3 events of 3 receivers");
+}
+
+/// This project's own relay, pointed at the hub (over HTTP), judges its signals delivered.
+#[test]
+fn this_projects_relay_judges_the_hub_delivered() {
+    let hub = HubDir::quiet();
+    let conf_path = hub.dir.write("hub.conf", &hub.conf(&hub.three(), ""));
+    let gateway = Gateway::start(
+        HUB,
+        "/api/v1/actions/logout",
+        vec![
+            ("DACS_SIGNOUT_CONF".into(), conf_path.display().to_string()),
+            ("KC_TOKEN".into(), KC_TOKEN.into()),
+        ],
+    );
+    let relay = TempDir::new("relay-to-hub");
+    let out = Cgi::get("")
+        .example(&format!(
+            "IDMS_BASE_API_URL \"http://127.0.0.1:{}/api/v1/\"\nRELAY_SPOOL_DIR \"{}\"\n\
+             RELAY_IDENTITY \"cookies\"\nRELAY_SEND_LOGOUT_AT \"yes\"\nRELAY_TIMEOUT_SECS \"5\"",
+            gateway.port(),
+            relay.path().join("spool").display()
+        ))
+        .cookie("DACS:EX::FEDROOT:bobo=c00kie; DACS:EX::DSS:amy@uni.example=c00kie")
+        .env("COMMONS_PROFILES_API_TOKEN", KC_TOKEN)
+        .env("HTTP_USER_AGENT", UA)
+        .run();
+    out.status(200);
+    assert!(out.log.contains("relay=spooled:2"), "{}", out.log);
+    let log_path = relay.path().join("spool/relay.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.lines().count() >= 2 {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "relay log: {log}\nhub: {}", gateway.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(log.matches("outcome=delivered status=200 attempt=1").count(), 2, "{log}");
+    // The hub took the relay's logout_at: the signout's time.
+    let records = hub.records("new");
+    assert_eq!(records.len(), 6);
+    assert!(gateway.logs().matches("logout_at=sender").count() == 2, "{}", gateway.logs());
+}
