@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::peer::Gateway;
+use crate::support::peer::{Gateway, Peer, Received, Reply};
 use crate::support::*;
 
 const KC_TOKEN: &str = "kcworks-to-hub-t0ken-0123456789";
@@ -66,10 +66,12 @@ impl HubDir {
         ]
     }
 
-    /// The hub's CGI program on this configuration, with the tokens a server gives it.
+    /// The hub's CGI program on this configuration (written as `hub.conf`, where a delivery
+    /// process started by the request can read it after), with the tokens a server gives it.
     pub fn call(&self, cgi: Cgi, conf: &str) -> Output {
+        let path = self.dir.write("hub.conf", conf);
         cgi.program(HUB)
-            .config(conf)
+            .env("DACS_SIGNOUT_CONF", path.to_str().unwrap())
             .env("KC_TOKEN", KC_TOKEN)
             .env("WP_TOKEN", WP_TOKEN)
             .env("RECEIVER_TOKEN", RECEIVER_TOKEN)
@@ -89,6 +91,28 @@ impl HubDir {
         out
     }
 
+    /// The delivery log (`hub.log` in the spool).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.spool().join("hub.log")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until `done/`, `dead/` and `new/` hold these many records.
+    #[track_caller]
+    pub fn wait_until(&self, what: &str, within: Duration, ready: impl Fn(&HubDir) -> bool) {
+        let deadline = Instant::now() + within;
+        while !ready(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}; spool new={:?}\ndone={:?}\ndead={:?}\nlog:\n{}",
+                self.records("new"),
+                self.records("done"),
+                self.records("dead"),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the delivery process a request started, if one runs (its pid is in the lock).
     pub fn stop_delivery(&self) {
         let Ok(text) = std::fs::read_to_string(self.spool().join("deliver.lock")) else { return };
@@ -102,6 +126,28 @@ impl HubDir {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+    /// `dacs_logout_hub ARGS` on the command line, on `conf` (`hub.conf`), with the receivers'
+    /// tokens: (exit status, stdout, stderr).
+    pub fn command(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.command_process(args).wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn command_process(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(HUB)
+            .env_clear()
+            .args(args)
+            .env("DACS_SIGNOUT_CONF", self.dir.path().join("hub.conf"))
+            .env("RECEIVER_TOKEN", RECEIVER_TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 }
 
@@ -455,4 +501,334 @@ fn this_projects_relay_judges_the_hub_delivered() {
     let records = hub.records("new");
     assert_eq!(records.len(), 6);
     assert!(gateway.logs().matches("logout_at=sender").count() == 2, "{}", gateway.logs());
+}
+
+/// The event id of the only event in `out`'s answer.
+#[track_caller]
+fn event_id(out: &Output) -> String {
+    answered(out, 200)["event_id"].as_str().unwrap().to_owned()
+}
+
+/// A receiver line: `NAME URL FORM [TOKEN_ENV]`.
+fn receiver(name: &str, peer: &Peer, path: &str, form: &str, token: bool) -> String {
+    let token = if token { " RECEIVER_TOKEN" } else { "" };
+    format!("{name} {} {form}{token}", peer.url(path))
+}
+
+#[track_caller]
+fn one_call(peer: &Peer, what: &str) -> Received {
+    let got = peer.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "{what}: {got:?}");
+    got.into_iter().next().unwrap()
+}
+
+/// Every receiver is called in its own form, the sender's own too, with `logout_at` and
+/// `event_id`, its token only if it takes one; by the delivery process the request started;
+/// each delivery is kept in `done/` and logged once.
+#[test]
+fn every_receiver_is_called_in_its_own_form() {
+    let hub = HubDir::new();
+    let peers: Vec<Peer> = (0..4).map(|_| Peer::always(Reply::ok())).collect();
+    let conf = hub.conf(
+        &[
+            receiver("kcworks", &peers[0], "/api/webhooks/users/logout", "post-query", true),
+            receiver("guide", &peers[1], "/logout?app=wp", "get-query", false),
+            receiver("bccget", &peers[2], "/bcc/logout", "bcc-get", false),
+            receiver("bccpost", &peers[3], "/bcc/logout", "bcc-post", true),
+        ],
+        "",
+    );
+    let sent_at = dacs_signout::testing::unix_secs(std::time::SystemTime::now()) - 5;
+    let b = json!({"user_name": "amy b@uni.example", "user_agent": UA, "logout_at": sent_at});
+    let out = hub.call(logout("/", &b.to_string(), KC_TOKEN), &conf);
+    let id = event_id(&out);
+    assert!(out.log.contains("delivery=started"), "{}", out.log);
+    let calls: Vec<Received> = peers.iter().map(|p| one_call(p, "each receiver")).collect();
+    let common = |r: &Received| {
+        assert_eq!(r.param("logout_at"), Some(sent_at.to_string()), "{r:?}");
+        assert_eq!(r.param("event_id").as_deref(), Some(id.as_str()), "{r:?}");
+    };
+    calls.iter().for_each(common);
+    let bearer = format!("Bearer {RECEIVER_TOKEN}");
+    // Profiles' own call: POST ?username=, a bodiless JSON POST, with the token.
+    let r = &calls[0];
+    assert_eq!((r.method.as_str(), r.path()), ("POST", "/api/webhooks/users/logout"));
+    assert_eq!(r.param("username").as_deref(), Some("amy b@uni.example"));
+    assert!(r.query().starts_with("username=amy+b%40uni.example&"), "{}", r.query());
+    assert_eq!(r.header("Authorization"), Some(bearer.as_str()));
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert!(r.body.is_empty());
+    // The guide's GET, its own query kept, no token.
+    let r = &calls[1];
+    assert_eq!((r.method.as_str(), r.path()), ("GET", "/logout"));
+    assert_eq!(
+        (r.param("app").as_deref(), r.param("username").as_deref()),
+        (Some("wp"), Some("amy b@uni.example"))
+    );
+    assert_eq!(r.header("Authorization"), None);
+    // BCC's GET ?userid= and POST {"userId"}.
+    let r = &calls[2];
+    assert_eq!(
+        (r.method.as_str(), r.param("userid").as_deref()),
+        ("GET", Some("amy b@uni.example"))
+    );
+    assert_eq!(r.param("username"), None);
+    let r = &calls[3];
+    assert_eq!(r.method, "POST");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap(),
+        json!({"userId": "amy b@uni.example"})
+    );
+    assert_eq!(r.header("Authorization"), Some(bearer.as_str()));
+    hub.wait_until("all kept in done/", Duration::from_secs(20), |h| h.records("done").len() == 4);
+    let done = hub.records("done");
+    assert!(
+        done.iter().all(|r| r["attempts"] == 1 && r["status"] == 200 && r["delivered"].is_u64())
+    );
+    let log = hub.log();
+    assert_eq!(log.matches("outcome=delivered status=200 attempt=1").count(), 4, "{log}");
+    assert!(
+        log.contains(&format!("event={id} receiver=kcworks user=\"amy b@uni.example\"")),
+        "{log}"
+    );
+    assert!(!log.contains(RECEIVER_TOKEN) && !log.contains(KC_TOKEN));
+    assert!(hub.records("new").is_empty() && hub.records("work").is_empty());
+}
+
+/// One slow or hung receiver delays no other: each call has its own worker.
+#[test]
+fn a_hung_receiver_delays_no_other() {
+    let hub = HubDir::new();
+    let hung = Peer::always(Reply::Hang);
+    let slow = Peer::slow(1_000);
+    let fast: Vec<Peer> = (0..3).map(|_| Peer::always(Reply::ok())).collect();
+    let mut receivers = vec![
+        receiver("hung", &hung, "/", "get-query", false),
+        receiver("slow", &slow, "/", "get-query", false),
+    ];
+    receivers.extend(
+        fast.iter()
+            .enumerate()
+            .map(|(i, p)| receiver(&format!("fast{i}"), p, "/", "get-query", false)),
+    );
+    let conf = hub.conf(&receivers, "HUB_TIMEOUT_SECS \"2\"");
+    let started = Instant::now();
+    event_id(&hub.call(logout("/", &body("bob", UA), KC_TOKEN), &conf));
+    for p in &fast {
+        let at = one_call(p, "fast").at.duration_since(started);
+        observe(
+            "hub",
+            "a fast receiver's call after the sender's request began (ms)",
+            at.as_millis(),
+        );
+        assert!(at < Duration::from_millis(1_500), "{at:?}");
+    }
+    let slow_at = one_call(&slow, "slow").at.duration_since(started);
+    assert!(slow_at < Duration::from_millis(1_500), "{slow_at:?}");
+    one_call(&hung, "hung");
+    hub.wait_until("4 delivered", Duration::from_secs(20), |h| h.records("done").len() == 4);
+    // The hung one times out (HUB_TIMEOUT_SECS), and waits for its next try.
+    hub.wait_until("the hung call timed out", Duration::from_secs(20), |h| {
+        h.log().contains("receiver=hung") && h.records("new").len() == 1
+    });
+    let line = hub.log().lines().find(|l| l.contains("receiver=hung")).unwrap().to_owned();
+    assert!(line.contains("outcome=retry status=- attempt=1"), "{line}");
+}
+
+/// Each kind of receiver answer has its defined outcome, in the log and in the spool: a
+/// redirect (not followed, retried), 500 then 200 (delivered on the second attempt), 200 with
+/// garbage (delivered: any 2xx acknowledges), 404 (dead), 401 (retried, and loud), a hang
+/// (timed out, retried). Driven by `drain --now`, one pass at a time.
+#[test]
+fn every_receiver_answer_has_its_outcome() {
+    let hub = HubDir::quiet();
+    let redirecting = Peer::redirecting();
+    let flaky = Peer::failing_first(1);
+    let garbage = Peer::always(Reply::status(200, "<html>not JSON at all"));
+    let gone = Peer::always(Reply::status(404, "<h1>Not Found</h1>"));
+    let refusing = Peer::always(Reply::status(401, r#"{"detail":"bad token"}"#));
+    let hung = Peer::always(Reply::Hang);
+    let conf = hub.conf(
+        &[
+            receiver("redirecting", &redirecting, "/", "post-query", true),
+            receiver("flaky", &flaky, "/", "post-query", false),
+            receiver("garbage", &garbage, "/", "get-query", false),
+            receiver("gone", &gone, "/", "bcc-get", false),
+            receiver("refusing", &refusing, "/", "bcc-post", true),
+            receiver("hung", &hung, "/", "get-query", false),
+        ],
+        "HUB_TIMEOUT_SECS \"1\"",
+    );
+    let id = event_id(&hub.call(logout("/", &body("bob", UA), KC_TOKEN), &conf));
+    let (code, report, stderr) = hub.command(&["drain", "--now"]);
+    assert_eq!(code, 0, "{report}{stderr}");
+    assert!(report.contains("delivered=1 retried=4 dead=1"), "{report}");
+    // 401 is loud: on the drain's stderr as well as in the log.
+    assert!(
+        stderr.contains("receiver=refusing") && stderr.contains("alert=token-refused"),
+        "{stderr}"
+    );
+    let (_, report, _) = hub.command(&["drain", "--now"]);
+    assert!(report.contains("delivered=1 retried=3"), "{report}");
+    let log = hub.log();
+    let line = |name: &str, attempt: u32| -> String {
+        log.lines()
+            .find(|l| {
+                l.contains(&format!("receiver={name} "))
+                    && l.contains(&format!("attempt={attempt}"))
+            })
+            .unwrap_or_else(|| panic!("{name} {attempt}: {log}"))
+            .to_owned()
+    };
+    assert!(line("redirecting", 1).contains("outcome=retry status=302"), "{log}");
+    assert!(line("redirecting", 1).contains("not followed"), "{log}");
+    assert!(line("flaky", 1).contains("outcome=retry status=500"), "{log}");
+    assert!(line("flaky", 2).contains("outcome=delivered status=200"), "{log}");
+    assert!(line("garbage", 1).contains("outcome=delivered status=200"), "{log}");
+    assert!(line("gone", 1).contains("outcome=dead status=404"), "{log}");
+    assert!(line("refusing", 1).contains("outcome=retry status=401"), "{log}");
+    assert!(line("hung", 1).contains("outcome=retry status=-"), "{log}");
+    assert!(!log.contains(RECEIVER_TOKEN), "{log}");
+    // Redirects are never followed: the redirecting receiver saw two calls, both to itself.
+    assert_eq!(redirecting.received().len(), 2);
+    assert!(redirecting.received().iter().all(|r| r.path() == "/"));
+    assert_eq!(gone.received().len(), 1, "dead is not retried");
+    // In the spool: done, dead (with why), waiting.
+    let names = |state: &str| -> Vec<String> {
+        hub.records(state).iter().map(|r| r["receiver"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names("done"), ["flaky", "garbage"]);
+    assert_eq!(names("dead"), ["gone"]);
+    assert_eq!(names("new"), ["hung", "redirecting", "refusing"]);
+    let why = std::fs::read_to_string(
+        hub.spool().join(format!("dead/{}-gone.why", id.split_once('.').unwrap().1)),
+    )
+    .unwrap();
+    assert_eq!(why.trim(), "HTTP 404");
+}
+
+/// Several drainers at once deliver each record once.
+#[test]
+fn several_drainers_deliver_each_record_once() {
+    let hub = HubDir::quiet();
+    let peers: Vec<Peer> = (0..3).map(|_| Peer::slow(20)).collect();
+    let receivers: Vec<String> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| receiver(&format!("r{i}"), p, "/", "get-query", false))
+        .collect();
+    let conf = hub.conf(&receivers, "HUB_WORKERS \"3\"");
+    let ids: Vec<String> = (0..20)
+        .map(|i| event_id(&hub.call(logout("/", &body(&format!("user{i}"), UA), KC_TOKEN), &conf)))
+        .collect();
+    let drainers: Vec<_> = (0..4).map(|_| hub.command_process(&["drain", "--now"])).collect();
+    for d in drainers {
+        let out = d.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for p in &peers {
+        let mut got: Vec<String> =
+            p.received().iter().map(|r| r.param("event_id").unwrap()).collect();
+        got.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(got, want, "each event once at each receiver");
+    }
+    assert_eq!(hub.records("done").len(), 60);
+}
+
+/// A small deterministic generator for the kill test's random points (seed printed).
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// `kill -9` of the delivery process at random points: every receiver still gets every event
+/// at least once, and a repeat carries the same event id (the receiver deduplicates by it).
+/// Duplicates come only from deliveries cut between the answer and the record: at most one
+/// per worker per kill.
+#[test]
+fn kill_9_of_the_fan_out_loses_nothing() {
+    let hub = HubDir::quiet();
+    let peers: Vec<Peer> = (0..3)
+        .map(|i| {
+            Peer::start(move |n, _| {
+                std::thread::sleep(Duration::from_millis(((n * 7 + i * 13) % 40) as u64));
+                Reply::ok()
+            })
+        })
+        .collect();
+    let receivers: Vec<String> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| receiver(&format!("r{i}"), p, "/", "post-query", false))
+        .collect();
+    let workers = 4;
+    let conf = hub.conf(&receivers, &format!("HUB_WORKERS \"{workers}\"\nHUB_RETRY_SECS \"1\""));
+    let ids: Vec<String> = (0..40)
+        .map(|i| event_id(&hub.call(logout("/", &body(&format!("user{i}"), UA), KC_TOKEN), &conf)))
+        .collect();
+    // The quiet spool's stand-in goes: the delivery process binds the socket itself.
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64
+            | 1;
+    observe("hub", "kill -9 test seed", seed);
+    let mut random = XorShift(seed);
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hub.records("done").len() < 120 && Instant::now() < deadline {
+        let mut process = hub.command_process(&["deliver"]);
+        std::thread::sleep(Duration::from_millis(20 + random.below(150)));
+        process.kill().unwrap(); // SIGKILL
+        process.wait().unwrap();
+        kills += 1;
+    }
+    // Whatever the last kill left claimed is taken back at once (its process is gone).
+    let (code, report, stderr) = hub.command(&["drain", "--now"]);
+    assert_eq!(code, 0, "{report}{stderr}");
+    assert_eq!(hub.records("done").len(), 120, "{report}");
+    assert!(hub.records("new").is_empty() && hub.records("work").is_empty());
+    let mut duplicates = 0;
+    for p in &peers {
+        let got: Vec<String> = p.received().iter().map(|r| r.param("event_id").unwrap()).collect();
+        for id in &ids {
+            let n = got.iter().filter(|g| *g == id).count();
+            assert!(n >= 1, "event {id} never reached a receiver");
+            duplicates += n - 1;
+        }
+        assert!(got.iter().all(|g| ids.contains(g)));
+    }
+    observe("hub", "kill -9 runs, duplicates", format!("{kills} kills, {duplicates} repeats"));
+    assert!(kills >= 2, "the test killed the delivery process only {kills} times");
+    assert!(duplicates <= kills * workers, "{duplicates} repeats after {kills} kills");
+}
+
+/// No proxy from the environment, whatever it says: the token goes to the receiver only.
+#[test]
+fn the_fan_out_uses_no_proxy_from_the_environment() {
+    let hub = HubDir::quiet();
+    let proxy = Peer::always(Reply::ok());
+    let target = Peer::always(Reply::ok());
+    let conf = hub.conf(&[receiver("r", &target, "/", "post-query", true)], "");
+    event_id(&hub.call(logout("/", &body("bob", UA), KC_TOKEN), &conf));
+    let out = std::process::Command::new(HUB)
+        .env_clear()
+        .args(["drain", "--now"])
+        .env("DACS_SIGNOUT_CONF", hub.dir.path().join("hub.conf"))
+        .env("RECEIVER_TOKEN", RECEIVER_TOKEN)
+        .env("HTTP_PROXY", proxy.url("/"))
+        .env("http_proxy", proxy.url("/"))
+        .env("ALL_PROXY", proxy.url("/"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("delivered=1"), "{out:?}");
+    assert_eq!(target.received().len(), 1);
+    assert!(proxy.received().is_empty());
 }
