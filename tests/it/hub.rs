@@ -580,7 +580,10 @@ fn every_receiver_is_called_in_its_own_form() {
         json!({"userId": "amy b@uni.example"})
     );
     assert_eq!(r.header("Authorization"), Some(bearer.as_str()));
-    hub.wait_until("all kept in done/", Duration::from_secs(20), |h| h.records("done").len() == 4);
+    // Each attempt is logged once its record is settled.
+    hub.wait_until("all kept in done/ and logged", Duration::from_secs(20), |h| {
+        h.records("done").len() == 4 && h.log().lines().count() == 4
+    });
     let done = hub.records("done");
     assert!(
         done.iter().all(|r| r["attempts"] == 1 && r["status"] == 200 && r["delivered"].is_u64())
@@ -831,4 +834,158 @@ fn the_fan_out_uses_no_proxy_from_the_environment() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("delivered=1"), "{out:?}");
     assert_eq!(target.received().len(), 1);
     assert!(proxy.received().is_empty());
+}
+
+/// The receipt of an event, over HTTP to the sender that sent it (404 to anyone else, and for
+/// an id this instance does not hold), and on the command line.
+#[test]
+fn receipts_say_where_each_delivery_stands() {
+    let hub = HubDir::quiet();
+    let ok = Peer::always(Reply::ok());
+    let failing = Peer::always(Reply::status(503, "down for maintenance"));
+    let gone = Peer::always(Reply::status(410, "gone"));
+    let conf = hub.conf(
+        &[
+            receiver("ok", &ok, "/", "get-query", false),
+            receiver("failing", &failing, "/", "get-query", false),
+            receiver("gone", &gone, "/", "get-query", false),
+        ],
+        "",
+    );
+    let id = event_id(&hub.call(logout("/", &body("bob", UA), KC_TOKEN), &conf));
+    // Before any delivery: all pending.
+    let get = |path: &str, token: &str| {
+        Cgi::get("").env("PATH_INFO", path).env("HTTP_AUTHORIZATION", &format!("Bearer {token}"))
+    };
+    let v = answered(&hub.call(get(&format!("/{id}/"), KC_TOKEN), &conf), 200);
+    assert_eq!(v["summary"], json!({"delivered": 0, "pending": 3, "dead": 0, "unaccounted": 0}));
+    assert_eq!(hub.command(&["drain", "--now"]).0, 0);
+    for path in [format!("/{id}/"), format!("/{id}")] {
+        let out = hub.call(get(&path, KC_TOKEN), &conf);
+        let v = answered(&out, 200);
+        assert_eq!(v["event_id"], id.as_str());
+        assert_eq!((v["sender"].as_str(), v["user"].as_str()), (Some("kcworks"), Some("bob")));
+        assert_eq!(
+            v["summary"],
+            json!({"delivered": 1, "pending": 1, "dead": 1, "unaccounted": 0})
+        );
+        let r = &v["receivers"];
+        assert_eq!(
+            (r[0]["name"].as_str(), r[0]["state"].as_str()),
+            (Some("failing"), Some("pending"))
+        );
+        assert_eq!((r[0]["attempts"].as_u64(), r[0]["status"].as_u64()), (Some(1), Some(503)));
+        assert_eq!(r[0]["last_error"], "HTTP 503");
+        assert!(r[0]["next_attempt"].as_u64().unwrap() > v["received_at"].as_u64().unwrap());
+        assert_eq!((r[1]["name"].as_str(), r[1]["state"].as_str()), (Some("gone"), Some("dead")));
+        assert_eq!(r[1]["why"], "HTTP 410");
+        assert_eq!(
+            (r[2]["name"].as_str(), r[2]["state"].as_str()),
+            (Some("ok"), Some("delivered"))
+        );
+        assert!(r[2]["delivered_at"].is_u64());
+    }
+    let head = hub.call(
+        Cgi::head("")
+            .env("PATH_INFO", &format!("/{id}/"))
+            .env("HTTP_AUTHORIZATION", &format!("Bearer {KC_TOKEN}")),
+        &conf,
+    );
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    // Anyone else: the same 404 as for an id that does not exist.
+    let other_instance = format!("hub2.{}", id.split_once('.').unwrap().1);
+    let unknown = format!("hub1.{:011}-{}", 1, "0".repeat(32));
+    for (path, token) in [
+        (format!("/{id}/"), WP_TOKEN),
+        (format!("/{other_instance}/"), KC_TOKEN),
+        (format!("/{unknown}/"), KC_TOKEN),
+    ] {
+        let v = answered(&hub.call(get(&path, token), &conf), 404);
+        assert_eq!(v["error"], "no event of this sender has that id here", "{path}");
+    }
+    answered(&hub.call(get("/../../etc/passwd/", KC_TOKEN), &conf), 404);
+    answered(&hub.call(get(&format!("/{id}/"), "wrong"), &conf), 401);
+    // The command line: the spool's counts, and the event's receipt.
+    let (code, text, _) = hub.command(&["status"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("instance hub1: waiting=1 under_way=0 dead=1"), "{text}");
+    let (code, text, err) = hub.command(&["status", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with(&format!("event {id} sender=kcworks user=\"bob\"")), "{text}");
+    assert!(text.contains("delivered=1 pending=1 dead=1"), "{text}");
+    assert!(text.contains("\n  failing pending, next try "), "{text}");
+    assert!(text.contains("\n  gone dead: HTTP 410 (attempts=1 status=410)"), "{text}");
+    assert!(text.contains("\n  ok delivered "), "{text}");
+    let (code, _, err) = hub.command(&["status", &other_instance]);
+    assert_eq!(code, 1);
+    assert!(err.contains("held by hub instance hub2"), "{err}");
+    assert_eq!(hub.command(&["status", "nonsense"]).0, 1);
+}
+
+/// `dacs_logout_hub --check-config`: every problem of the hub's directives with its line; a
+/// hub's `dacs.conf` needs no signout directives.
+#[test]
+fn the_hubs_configuration_is_checked_with_line_numbers() {
+    let hub = HubDir::new();
+    let good = hub.conf(&hub.three(), "");
+    hub.dir.write("hub.conf", &good);
+    let (code, out, err) = hub.command(&["--check-config"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("hub instance hub1: 2 sender(s), 3 receiver(s), up to 256 workers"),
+        "{out}"
+    );
+    assert!(out.contains("warning: sender kcworks's $KC_TOKEN is not set here"), "{out}");
+    assert!(out.ends_with(": ok\n"), "{out}");
+    let bad = conf(
+        "HUB_SENDER \"kcworks\"\n\
+         HUB_SENDER \"wp WP_TOKEN\"\n\
+         HUB_SENDER \"wp2 WP_TOKEN\"\n\
+         HUB_RECEIVER \"a ftp://x/ post-query\"\n\
+         HUB_RECEIVER \"b https://x/ put-json\"\n\
+         HUB_RECEIVER \"c https://x/ get-query T-ENV\"\n\
+         HUB_RECEIVER \"d https://x/ get-query\"\n\
+         HUB_RECEIVER \"d https://y/ get-query\"\n\
+         HUB_WORKERS \"0\"\n\
+         HUB_SENDER_RATE \"fast\"\n\
+         HUB_INSTANCE \"a.b\"\n\
+         HUB_SPOOL_DIR \"relative/path\"",
+    );
+    hub.dir.write("hub.conf", &bad);
+    let (code, out, _) = hub.command(&["--check-config"]);
+    assert_eq!(code, 1, "{out}");
+    for (line, what) in [
+        (3, "HUB_SENDER"),
+        (5, "another sender's token too"),
+        (6, "\"ftp://x/\" is not an http or https URL"),
+        (7, "\"put-json\" is not a request form"),
+        (8, "\"T-ENV\" is not an environment variable name"),
+        (10, "d is named twice"),
+        (11, "HUB_WORKERS"),
+        (12, "HUB_SENDER_RATE"),
+        (13, "HUB_INSTANCE"),
+        (14, "HUB_SPOOL_DIR"),
+    ] {
+        assert!(
+            out.lines().any(|l| l.contains(&format!("line {line}: ")) && l.contains(what)),
+            "line {line} {what}:\n{out}"
+        );
+    }
+    // The signout's own check reads the hub's directives too.
+    let checked = std::process::Command::new(BIN)
+        .env_clear()
+        .args(["--check-config"])
+        .env(
+            "DACS_SIGNOUT_CONF",
+            hub.dir.write(
+                "signout.conf",
+                &conf(&format!(
+                    "{EXAMPLE}\nHUB_SENDER \"kcworks\"\nHUB_RECEIVER \"a https://x/ get-query\""
+                )),
+            ),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(!checked.status.success() && text.contains("line 6: HUB_SENDER"), "{text}");
 }
