@@ -48,7 +48,16 @@ fn every_target_has_a_corpus_and_a_test() {
     let names: Vec<&str> = harness::TARGETS.iter().map(|(name, _)| *name).collect();
     assert_eq!(
         names,
-        ["cookie_header", "arguments", "serve", "config", "handler", "remote_user", "spool_record"]
+        [
+            "cookie_header",
+            "arguments",
+            "serve",
+            "config",
+            "handler",
+            "remote_user",
+            "spool_record",
+            "hub_body"
+        ]
     );
 }
 
@@ -85,4 +94,9 @@ fn fuzz_corpus_remote_user() {
 #[test]
 fn fuzz_corpus_spool_record() {
     replay("spool_record");
+}
+
+#[test]
+fn fuzz_corpus_hub_body() {
+    replay("hub_body");
 }

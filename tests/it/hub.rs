@@ -989,3 +989,168 @@ fn the_hubs_configuration_is_checked_with_line_numbers() {
     let text = String::from_utf8_lossy(&checked.stdout);
     assert!(!checked.status.success() && text.contains("line 6: HUB_SENDER"), "{text}");
 }
+
+/// This project's receiver takes every form the hub sends (over HTTP, behind a CGI gateway),
+/// with the hub's `logout_at`: each delivery is a 200, and the user is revoked at the event's
+/// time.
+#[test]
+fn this_projects_receiver_takes_every_form_the_hub_sends() {
+    let fed = crate::receiver::Federation::new();
+    let fed_conf = fed.dir.write("receiver.conf", &conf(&fed.directives("")));
+    let ours = Gateway::start(
+        RECEIVER,
+        "/api/logout",
+        vec![
+            ("DACS_SIGNOUT_CONF".into(), fed_conf.display().to_string()),
+            ("HUB_TOKEN".into(), RECEIVER_TOKEN.into()),
+        ],
+    );
+    let hub = HubDir::quiet();
+    let forms = ["post-query", "get-query", "bcc-get", "bcc-post"];
+    let receivers: Vec<String> = forms
+        .iter()
+        .map(|form| format!("{} {} {form} RECEIVER_TOKEN", form.replace('-', ""), ours.url("/")))
+        .collect();
+    let conf = hub.conf(&receivers, "");
+    let at = dacs_signout::testing::unix_secs(std::time::SystemTime::now()) - 120;
+    let b = json!({"user_name": "bob", "user_agent": UA, "logout_at": at}).to_string();
+    event_id(&hub.call(logout("/", &b, KC_TOKEN), &conf));
+    let (code, report, err) = hub.command(&["drain", "--now"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(report.contains("delivered=4 retried=0 dead=0"), "{report}\n{}", ours.logs());
+    assert_eq!(fed.revoked_before("EX::FEDROOT:bob"), Some(at as i64 * 1000));
+    assert_eq!(
+        ours.logs().matches("dacs_logout_receiver: status=200").count(),
+        4,
+        "{}",
+        ours.logs()
+    );
+}
+
+/// Stops the delivery process whose pid is in `lock` (one a request started), if it runs.
+fn stop_delivery_at(lock: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(lock) else { return };
+    let Ok(pid) = text.trim().parse::<u32>() else { return };
+    let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists();
+    if alive() {
+        let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The whole chain under a real web server (lighttpd, as the examples mount it): a browser
+/// signs out at `dacs_signout`, whose relay tells `dacs_logout_hub`, which fans out to three
+/// receivers, one in each query form: a Profiles-style app (post-query, with a token), a BCC
+/// app (bcc-get, none), and this project's `dacs_logout_receiver` (get-query), whose guard then
+/// refuses the credential, though the browser elsewhere still holds it. The sender's receipt
+/// says all three have it.
+#[test]
+fn lighttpd_chain_signout_hub_receivers_and_the_guard_refuses() {
+    use crate::support::servers::{Request, ServerKind};
+    let fed = crate::receiver::Federation::new();
+    let fed_conf = fed.dir.write("receiver.conf", &conf(&fed.directives("")));
+    let ours = Gateway::start(
+        RECEIVER,
+        "/api/logout",
+        vec![
+            ("DACS_SIGNOUT_CONF".into(), fed_conf.display().to_string()),
+            ("HUB_TOKEN".into(), RECEIVER_TOKEN.into()),
+        ],
+    );
+    let guard = crate::guard::GuardProcess::start(&conf(&fed.directives("")), &[]);
+    let profiles = Peer::always(Reply::ok());
+    let bcc = Peer::always(Reply::status(200, "OK"));
+    // Another browser (or a stolen copy) holds the same credential; the guard has seen it.
+    let credential = "DACS:EX::FEDROOT:bob=the-session-value";
+    assert_eq!(guard.authorize(credential).status, 200);
+    // `logout_at` is in whole seconds: the signout comes in a later second than the sighting.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let hub_conf = conf(&format!(
+        "HUB_SENDER \"portal HUB_TOKEN_KCWORKS\"\nHUB_SPOOL_DIR \"@ROOT@/var/hub\"\n\
+         HUB_INSTANCE \"hub1\"\n\
+         HUB_RECEIVER \"profiles {} post-query HUB_TOKEN_RECEIVERS\"\n\
+         HUB_RECEIVER \"bcc {} bcc-get\"\n\
+         HUB_RECEIVER \"ours {} get-query HUB_TOKEN_RECEIVERS\"",
+        profiles.url("/api/webhooks/users/logout"),
+        bcc.url("/bcc/logout"),
+        ours.url("/")
+    ));
+    let snippet = std::fs::read_to_string(examples_dir_hub()).unwrap();
+    // Filled as an operator would; the server's own placeholders (@ROOT@) are then the harness's.
+    let snippet = snippet
+        .replace("@HUB_BIN@", "@ROOT@/cgi-bin/dacs_logout_hub")
+        .replace("@HUB_CONF@", "@ROOT@/etc/hub.conf");
+    let server = ServerKind::Lighttpd
+        .setup()
+        .conf(&conf(&format!(
+            "{EXAMPLE}\nIDMS_BASE_API_URL \"http://127.0.0.1:@PORT@/api/v1/\"\n\
+             RELAY_SPOOL_DIR \"@ROOT@/var/relay\"\nRELAY_IDENTITY \"cookies\"\n\
+             RELAY_SEND_LOGOUT_AT \"yes\"\nRELAY_TIMEOUT_SECS \"10\""
+        )))
+        .hub_token(KC_TOKEN)
+        .preamble(&format!(
+            "export HUB_TOKEN_KCWORKS={KC_TOKEN} HUB_TOKEN_RECEIVERS={RECEIVER_TOKEN}"
+        ))
+        .cgi_program("dacs_logout_hub", HUB)
+        .file("etc/hub.conf", &hub_conf)
+        .append_config(&format!("\n{snippet}"))
+        .start();
+    let signout = server.ask(&Request::get("/cgi-bin/dacs_signout?FORMAT=JSON").cookie(credential));
+    assert_eq!(signout.status, 200, "{}", server.all_logs());
+    assert_eq!(signout.cookie_names(), ["DACS:EX::FEDROOT:bob"]);
+    let within = Duration::from_secs(30);
+    let p = profiles.wait_for(1, within).remove(0);
+    assert_eq!((p.method.as_str(), p.param("username").as_deref()), ("POST", Some("bob")));
+    assert_eq!(p.header("Authorization"), Some(format!("Bearer {RECEIVER_TOKEN}").as_str()));
+    let id = p.param("event_id").unwrap();
+    let b = bcc.wait_for(1, within).remove(0);
+    assert_eq!((b.method.as_str(), b.param("userid").as_deref()), ("GET", Some("bob")));
+    assert_eq!(b.header("Authorization"), None);
+    assert_eq!(b.param("event_id").as_deref(), Some(id.as_str()));
+    let deadline = Instant::now() + within;
+    while fed.revoked_before("EX::FEDROOT:bob").is_none() {
+        assert!(Instant::now() < deadline, "not revoked: {}\n{}", ours.logs(), server.all_logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The guard refuses the credential the browser elsewhere still holds, and expires it.
+    let refused = guard.authorize(credential);
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(refused.all("Set-Cookie").iter().any(|c| c.starts_with("DACS:EX::FEDROOT:bob=;")));
+    // A sign-in after the signout is served.
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(guard.authorize("DACS:EX::FEDROOT:bob=a-new-sign-in").status, 200);
+    // The relay judged the hub's answer delivered, and the hub's receipt says all three have it.
+    let relay_log = server.root().join("var/relay/relay.log");
+    let deadline = Instant::now() + within;
+    while !std::fs::read_to_string(&relay_log).unwrap_or_default().contains("outcome=delivered") {
+        assert!(Instant::now() < deadline, "{}", server.all_logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let receipt = |server: &servers::Server| {
+        let r = server.ask(
+            &Request::get(&format!("/api/v1/actions/logout/{id}/"))
+                .header("Authorization", &format!("Bearer {KC_TOKEN}")),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_str::<Value>(&r.text()).unwrap()
+    };
+    let deadline = Instant::now() + within;
+    while receipt(&server)["summary"]["delivered"] != 3 {
+        assert!(Instant::now() < deadline, "{}", receipt(&server));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v = receipt(&server);
+    assert_eq!(v["sender"], "portal");
+    let log = server.log(ServerKind::Lighttpd.program_log());
+    let hub_line = log.lines().find(|l| l.contains("dacs_logout_hub: status=200 route=logout"));
+    let hub_line = hub_line.unwrap_or_else(|| panic!("{log}"));
+    assert!(hub_line.contains("sender=portal user=bob") && hub_line.contains("logout_at=sender"));
+    stop_delivery_at(&server.root().join("var/hub/deliver.lock"));
+}
+
+fn examples_dir_hub() -> PathBuf {
+    servers::examples_dir().join("lighttpd/hub.conf")
+}
