@@ -71,42 +71,23 @@ pub struct Outcome {
 impl Outcome {
     pub fn log_line(&self) -> String {
         let mut line = LogLine::default();
-        line.set("status", self.status);
-        if let Some(method) = self.method {
-            line.set("method", method);
-        }
-        if let Some(config) = &self.config {
-            line.set("config", config);
-        }
-        if let Some(user) = &self.user {
-            line.set("user", user);
-        }
+        line.set("status", self.status)
+            .maybe("method", self.method)
+            .maybe("config", self.config.as_ref())
+            .maybe("user", self.user.as_ref());
         if !self.identities.is_empty() {
             line.set("revoked", self.identities.join(","));
         }
-        match self.kept {
-            Some(Kept::Registry) => {
-                line.set("kept", "registry");
-            }
-            Some(Kept::Spool) => {
-                line.set("kept", "spool");
-            }
-            None => {}
-        }
-        if let Some(why) = &self.registry_error {
-            line.set("registry_error", why);
-        }
-        if let Some(id) = &self.event_id {
-            line.set("event_id", id);
-        }
-        if let Some(remote) = &self.remote {
-            line.set("remote", remote);
-        }
+        let kept = self.kept.map(|kept| match kept {
+            Kept::Registry => "registry",
+            Kept::Spool => "spool",
+        });
+        line.maybe("kept", kept)
+            .maybe("registry_error", self.registry_error.as_ref())
+            .maybe("event_id", self.event_id.as_ref())
+            .maybe("remote", self.remote.as_ref());
         if let Some(error) = &self.error {
-            line.set("error", &error.message);
-            if let Some(detail) = &error.detail {
-                line.set("detail", detail);
-            }
+            line.set("error", &error.message).maybe("detail", error.detail.as_ref());
         }
         line.render_as(self.at, "dacs_logout_receiver")
     }

@@ -86,8 +86,7 @@ pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
 }
 
 fn usage_error(stderr: &mut dyn Write, message: &str) -> i32 {
-    let _ = writeln!(stderr, "dacs_logout_hub: {message}\n\n{USAGE}");
-    2
+    super::usage_error_of("dacs_logout_hub", USAGE, stderr, message)
 }
 
 /// Runs `f` on the hub of `section` (`Default` when empty), or says why there is none.
@@ -137,19 +136,7 @@ fn drain(env: &Env, hub: &Hub, force: bool, stdout: &mut dyn Write, stderr: &mut
             return 1;
         }
     };
-    let journal = Journal::named(hub.log.as_deref().map(Path::new), Some(&spool), "hub.log");
-    let transport = Http::new(Some(Duration::from_secs(hub.connect_timeout_secs)));
-    let alert = |line: &str| eprint!("{line}");
-    let courier = Courier {
-        hub,
-        spool: &spool,
-        transport: &transport,
-        env,
-        clock: &crate::time::SystemClock,
-        journal: &journal,
-        alert: &alert,
-    };
-    match deliver::drain(&courier, force) {
+    match with_courier(env, hub, &spool, |courier| deliver::drain(courier, force)) {
         Ok(c) => {
             let _ = writeln!(
                 stdout,
@@ -173,6 +160,23 @@ fn drain(env: &Env, hub: &Hub, force: bool, stdout: &mut dyn Write, stderr: &mut
     }
 }
 
+/// Runs `f` with what a delivery needs: the log (`HUB_LOG`, else `hub.log` in the spool), one
+/// HTTP client for every call, the system clock, and stderr for what must be seen at once.
+fn with_courier<T>(env: &Env, hub: &Hub, spool: &Spool, f: impl FnOnce(&Courier) -> T) -> T {
+    let journal = Journal::named(hub.log.as_deref().map(Path::new), Some(spool), "hub.log");
+    let transport = Http::new(Some(Duration::from_secs(hub.connect_timeout_secs)));
+    let alert = |line: &str| eprint!("{line}");
+    f(&Courier {
+        hub,
+        spool,
+        transport: &transport,
+        env,
+        clock: &crate::time::SystemClock,
+        journal: &journal,
+        alert: &alert,
+    })
+}
+
 /// The delivery process. One per spool (it holds the spool's lock for its whole life): the
 /// long-running one waits for the lock; one a request started (`until_idle`) leaves at once
 /// when another holds it, since that one will see the request's records.
@@ -185,18 +189,6 @@ fn deliver(env: &Env, hub: &Hub, until_idle: bool, stderr: &mut dyn Write) -> i3
             return 1;
         }
     }
-    let journal = Journal::named(hub.log.as_deref().map(Path::new), Some(&spool), "hub.log");
-    let transport = Http::new(Some(Duration::from_secs(hub.connect_timeout_secs)));
-    let alert = |line: &str| eprint!("{line}");
-    let courier = Courier {
-        hub,
-        spool: &spool,
-        transport: &transport,
-        env,
-        clock: &crate::time::SystemClock,
-        journal: &journal,
-        alert: &alert,
-    };
     let socket_path = spool.path().join(deliver::WAKE_SOCKET);
     if !until_idle {
         let _ = writeln!(
@@ -231,7 +223,7 @@ fn deliver(env: &Env, hub: &Hub, until_idle: bool, stderr: &mut dyn Write) -> i3
         let _ = std::fs::remove_file(&socket_path);
         let socket = UnixDatagram::bind(&socket_path).ok();
         let run = Run { wake: socket.as_ref(), linger: until_idle.then_some(LINGER), stop: &stop };
-        let served = deliver::serve(&courier, &run);
+        let served = with_courier(env, hub, &spool, |courier| deliver::serve(courier, &run));
         // Going: the socket first (a request that cannot wake us starts another process),
         // then the lock; then one more look, for records put while we were leaving.
         drop(socket);
@@ -309,15 +301,7 @@ fn status(hub: &Hub, id: Option<&str>, stdout: &mut dyn Write, stderr: &mut dyn 
 /// directives), every problem with its line; then, for each hub, its spool and whether the
 /// tokens are set here.
 fn check(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
-    let config = match config {
-        Ok(config) => config,
-        Err((source, problems)) => {
-            for problem in &problems.0 {
-                let _ = writeln!(out, "{source}: {problem}");
-            }
-            return 1;
-        }
-    };
+    let Some(config) = super::check::loaded(config, out) else { return 1 };
     let source = &config.source;
     let problems = config.hub_problems();
     for problem in &problems {

@@ -1,7 +1,7 @@
 //! The command line (no `GATEWAY_INTERFACE`): `--check-config`, `relay`, `demo`, `--version`,
 //! `--help`.
 
-mod check;
+pub mod check;
 mod demo;
 pub mod hub;
 mod registry;
@@ -87,7 +87,12 @@ pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
 }
 
 fn usage_error(stderr: &mut dyn Write, message: &str) -> i32 {
-    let _ = writeln!(stderr, "dacs_signout: {message}\n\n{USAGE}");
+    usage_error_of("dacs_signout", USAGE, stderr, message)
+}
+
+/// A command line that is not one of `program`'s: the message, the usage, exit 2.
+fn usage_error_of(program: &str, usage: &str, stderr: &mut dyn Write, message: &str) -> i32 {
+    let _ = writeln!(stderr, "{program}: {message}\n\n{usage}");
     2
 }
 

@@ -92,45 +92,21 @@ pub struct Outcome {
 impl Outcome {
     pub fn log_line(&self) -> String {
         let mut line = LogLine::default();
-        line.set("status", self.status);
-        if let Some(route) = self.route {
-            line.set("route", route);
-        }
-        if let Some(config) = &self.config {
-            line.set("config", config);
-        }
-        if let Some(sender) = &self.sender {
-            line.set("sender", sender);
-        }
-        if let Some(user) = &self.user {
-            line.set("user", user);
-        }
-        if let Some(id) = &self.event_id {
-            line.set("event_id", id);
-        }
-        if let Some(n) = self.receivers {
-            line.set("receivers", n);
-        }
-        if let Some(time) = self.time {
-            line.set("logout_at", time);
-        }
-        if let Some(why) = &self.rate_error {
-            line.set("rate_error", why);
-        }
-        if let Some(delivery) = &self.delivery {
-            line.set("delivery", delivery);
-        }
-        if let Some(remote) = &self.remote {
-            line.set("remote", remote);
-        }
+        line.set("status", self.status)
+            .maybe("route", self.route)
+            .maybe("config", self.config.as_ref())
+            .maybe("sender", self.sender.as_ref())
+            .maybe("user", self.user.as_ref())
+            .maybe("event_id", self.event_id.as_ref())
+            .maybe("receivers", self.receivers)
+            .maybe("logout_at", self.time)
+            .maybe("rate_error", self.rate_error.as_ref())
+            .maybe("delivery", self.delivery.as_ref())
+            .maybe("remote", self.remote.as_ref());
         if let Some(error) = &self.error {
-            line.set("error", &error.message);
-            if let Some(field) = error.field {
-                line.set("field", field);
-            }
-            if let Some(detail) = &error.detail {
-                line.set("detail", detail);
-            }
+            line.set("error", &error.message)
+                .maybe("field", error.field)
+                .maybe("detail", error.detail.as_ref());
         }
         line.render_as(self.at, "dacs_logout_hub")
     }

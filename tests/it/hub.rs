@@ -990,11 +990,9 @@ fn the_hubs_configuration_is_checked_with_line_numbers() {
     assert!(!checked.status.success() && text.contains("line 6: HUB_SENDER"), "{text}");
 }
 
-/// This project's receiver takes every form the hub sends (over HTTP, behind a CGI gateway),
-/// with the hub's `logout_at`: each delivery is a 200, and the user is revoked at the event's
-/// time.
-#[test]
-fn this_projects_receiver_takes_every_form_the_hub_sends() {
+/// This project's receiver (its federation, with an SQLite registry) behind a CGI gateway at
+/// `/api/logout`, taking the hub's token.
+fn our_receiver() -> (crate::receiver::Federation, Gateway) {
     let fed = crate::receiver::Federation::new();
     let fed_conf = fed.dir.write("receiver.conf", &conf(&fed.directives("")));
     let ours = Gateway::start(
@@ -1005,6 +1003,15 @@ fn this_projects_receiver_takes_every_form_the_hub_sends() {
             ("HUB_TOKEN".into(), RECEIVER_TOKEN.into()),
         ],
     );
+    (fed, ours)
+}
+
+/// This project's receiver takes every form the hub sends (over HTTP, behind a CGI gateway),
+/// with the hub's `logout_at`: each delivery is a 200, and the user is revoked at the event's
+/// time.
+#[test]
+fn this_projects_receiver_takes_every_form_the_hub_sends() {
+    let (fed, ours) = our_receiver();
     let hub = HubDir::quiet();
     let forms = ["post-query", "get-query", "bcc-get", "bcc-post"];
     let receivers: Vec<String> = forms
@@ -1050,16 +1057,7 @@ fn stop_delivery_at(lock: &std::path::Path) {
 #[test]
 fn lighttpd_chain_signout_hub_receivers_and_the_guard_refuses() {
     use crate::support::servers::{Request, ServerKind};
-    let fed = crate::receiver::Federation::new();
-    let fed_conf = fed.dir.write("receiver.conf", &conf(&fed.directives("")));
-    let ours = Gateway::start(
-        RECEIVER,
-        "/api/logout",
-        vec![
-            ("DACS_SIGNOUT_CONF".into(), fed_conf.display().to_string()),
-            ("HUB_TOKEN".into(), RECEIVER_TOKEN.into()),
-        ],
-    );
+    let (fed, ours) = our_receiver();
     let guard = crate::guard::GuardProcess::start(&conf(&fed.directives("")), &[]);
     let profiles = Peer::always(Reply::ok());
     let bcc = Peer::always(Reply::status(200, "OK"));

@@ -17,6 +17,8 @@ pub struct Received {
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
+    /// `HTTP/1.1`
+    pub version: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub at: Instant,
@@ -194,6 +196,7 @@ pub fn read_request(stream: &TcpStream) -> Option<Received> {
     }
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let version = parts.next().unwrap_or("").to_owned();
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
@@ -212,7 +215,7 @@ pub fn read_request(stream: &TcpStream) -> Option<Received> {
         .min(1 << 20);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some(Received { method, target, headers, body, at: Instant::now() })
+    Some(Received { method, target, version, headers, body, at: Instant::now() })
 }
 
 fn write_response(mut stream: &TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) {
