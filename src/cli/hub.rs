@@ -181,7 +181,6 @@ fn with_courier<T>(env: &Env, hub: &Hub, spool: &Spool, f: impl FnOnce(&Courier)
 /// long-running one waits for the lock; one a request started (`until_idle`) leaves at once
 /// when another holds it, since that one will see the request's records.
 fn deliver(env: &Env, hub: &Hub, until_idle: bool, stderr: &mut dyn Write) -> i32 {
-    let Some(spool) = open_spool(hub, stderr) else { return 1 };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
@@ -189,6 +188,34 @@ fn deliver(env: &Env, hub: &Hub, until_idle: bool, stderr: &mut dyn Write) -> i3
             return 1;
         }
     }
+    // The first request creates the spool, as the web server's user: the long-running process
+    // waits for it rather than make one another user might own.
+    let mut waiting = false;
+    let spool = loop {
+        match Spool::open(Path::new(&hub.spool_dir), hub.spool_max) {
+            Ok(spool) => break spool,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && !until_idle
+                    && !stop.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                if !waiting {
+                    let _ = writeln!(
+                        stderr,
+                        "dacs_logout_hub deliver: spool {}: {e}; waiting for the first request \
+                         to create it",
+                        hub.spool_dir
+                    );
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "dacs_logout_hub: spool {}: {e}", hub.spool_dir);
+                return 1;
+            }
+        }
+    };
     let socket_path = spool.path().join(deliver::WAKE_SOCKET);
     if !until_idle {
         let _ = writeln!(

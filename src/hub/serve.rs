@@ -263,7 +263,7 @@ fn logout(
     let records =
         event::deliveries(&id, sender, &logout.user_name, logout_at, received, &hub.receivers);
     outcome.receivers = Some(records.len());
-    spool.put_all(&records).map_err(|e| {
+    spool.put_batch(&records).map_err(|e| {
         if is_full(&e) {
             Error::unavailable("the hub is full: try again later", e.to_string())
         } else {

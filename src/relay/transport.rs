@@ -76,6 +76,11 @@ impl Http {
             .timeout_connect(connect_timeout)
             .max_redirects(0)
             .http_status_as_error(false)
+            // Answers are small and requests smaller (ureq's default is 128 KiB each way, per
+            // connection: a quarter of a GiB for a hub's thousand calls at once).
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(16 * 1024)
+            .max_response_header_size(16 * 1024)
             .user_agent(format!("dacs_signout/{}", crate::VERSION))
             .tls_config(TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build())
             .build()
