@@ -3,7 +3,8 @@
 //! the receivers or fill the spool. The level lives in a small file of the spool per sender,
 //! shared by every CGI process under a lock.
 
-use std::io::{self, Read, Seek, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 
 use rustix::fs::FlockOperation;
 
@@ -39,6 +40,9 @@ pub fn admit(level: Option<Level>, now_ms: u64, rate: Rate) -> Result<Level, u64
     }
 }
 
+/// A level's line: two 20-digit numbers, a space and a newline.
+const LINE: usize = 42;
+
 fn parse(text: &str) -> Option<Level> {
     let (milli, at) = text.trim().split_once(' ')?;
     Some(Level { milli: milli.parse().ok()?, at_ms: at.parse().ok()? })
@@ -54,17 +58,17 @@ pub fn admit_sender(
     rate: Rate,
     now_ms: u64,
 ) -> Result<Result<(), u64>, io::Error> {
-    let mut file = spool.state_file(&format!("rate-{sender}"))?;
+    let file = spool.state_file(&format!("rate-{sender}"))?;
     rustix::fs::flock(&file, FlockOperation::LockExclusive)?;
-    let mut text = String::new();
-    // At most a line; anything else is a bucket never seen.
-    (&mut file).take(64).read_to_string(&mut text).ok();
-    match admit(parse(&text), now_ms, rate) {
+    // One fixed-width line, read and rewritten in place (no truncation: one page-cache write).
+    let mut line = [0u8; LINE];
+    let read = file.read_at(&mut line, 0).unwrap_or(0);
+    let level = std::str::from_utf8(&line[..read]).ok().and_then(parse);
+    match admit(level, now_ms, rate) {
         Err(wait) => Ok(Err(wait)),
         Ok(level) => {
-            file.rewind()?;
-            file.set_len(0)?;
-            file.write_all(format!("{} {}\n", level.milli, level.at_ms).as_bytes())?;
+            let text = format!("{:020} {:020}\n", level.milli, level.at_ms);
+            file.write_all_at(text.as_bytes(), 0)?;
             Ok(Ok(()))
         }
     }
