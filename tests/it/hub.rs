@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::peer::{Gateway, Peer, Received, Reply};
+use crate::support::servers;
 use crate::support::*;
 
 const KC_TOKEN: &str = "kcworks-to-hub-t0ken-0123456789";
@@ -1151,4 +1152,128 @@ fn lighttpd_chain_signout_hub_receivers_and_the_guard_refuses() {
 
 fn examples_dir_hub() -> PathBuf {
     servers::examples_dir().join("lighttpd/hub.conf")
+}
+
+/// A hub instance under lighttpd, as `examples/lighttpd/hub.conf` mounts it: its own spool
+/// (`@ROOT@/var/hub`) and instance name, these receivers.
+fn hub_under_lighttpd(instance: &str, receivers: &[String]) -> servers::Server {
+    let receivers: String = receivers.iter().map(|r| format!("HUB_RECEIVER \"{r}\"\n")).collect();
+    let hub_conf = conf(&format!(
+        "HUB_SENDER \"portal HUB_TOKEN_KCWORKS\"\nHUB_SPOOL_DIR \"@ROOT@/var/hub\"\n\
+         HUB_INSTANCE \"{instance}\"\n{receivers}"
+    ));
+    let snippet = std::fs::read_to_string(examples_dir_hub())
+        .unwrap()
+        .replace("@HUB_BIN@", "@ROOT@/cgi-bin/dacs_logout_hub")
+        .replace("@HUB_CONF@", "@ROOT@/etc/hub.conf");
+    servers::ServerKind::Lighttpd
+        .setup()
+        .conf(&conf(EXAMPLE))
+        .preamble(&format!(
+            "export HUB_TOKEN_KCWORKS={KC_TOKEN} HUB_TOKEN_RECEIVERS={RECEIVER_TOKEN}"
+        ))
+        .cgi_program("dacs_logout_hub", HUB)
+        .file("etc/hub.conf", &hub_conf)
+        .append_config(&format!("\n{snippet}"))
+        .start()
+}
+
+/// Where one machine is not enough: two hub instances, each with its own spool, behind one
+/// lighttpd that spreads senders' events round robin and routes a receipt to the instance its
+/// id names. Each event lives in exactly one instance, and every event reaches every receiver.
+#[test]
+fn two_hub_instances_behind_one_load_balancer() {
+    use servers::{Request, ServerKind};
+    let peers: Vec<Peer> = (0..3).map(|_| Peer::always(Reply::ok())).collect();
+    let receivers: Vec<String> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("r{i} {} get-query HUB_TOKEN_RECEIVERS", p.url("/logout")))
+        .collect();
+    let instances =
+        [hub_under_lighttpd("hub1", &receivers), hub_under_lighttpd("hub2", &receivers)];
+    let backend =
+        |i: usize| format!("( \"host\" => \"127.0.0.1\", \"port\" => {} )", instances[i].port);
+    let front = ServerKind::Lighttpd
+        .setup()
+        .conf(&conf(EXAMPLE))
+        .append_config(&format!(
+            "\nserver.modules += ( \"mod_proxy\" )\n\
+             $HTTP[\"url\"] =~ \"^/api/v1/actions/logout/hub1\\.\" {{\n\
+             \x20   proxy.server = ( \"\" => ( {} ) )\n}}\n\
+             else $HTTP[\"url\"] =~ \"^/api/v1/actions/logout/hub2\\.\" {{\n\
+             \x20   proxy.server = ( \"\" => ( {} ) )\n}}\n\
+             else $HTTP[\"url\"] =~ \"^/api/v1/actions/logout\" {{\n\
+             \x20   proxy.balance = \"round-robin\"\n\
+             \x20   proxy.server = ( \"\" => ( {}, {} ) )\n}}\n",
+            backend(0),
+            backend(1),
+            backend(0),
+            backend(1)
+        ))
+        .start();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let answer = front.ask(
+            &Request::new("POST", "/api/v1/actions/logout/")
+                .header("Content-Type", "application/json")
+                .header("Authorization", &format!("Bearer {KC_TOKEN}"))
+                .body(body(&format!("user{i}"), UA).as_bytes()),
+        );
+        assert!(
+            kcworks_accepts(answer.status, &answer.text(), &format!("user{i}"), UA),
+            "{}",
+            answer.text()
+        );
+        let v: Value = serde_json::from_str(&answer.text()).unwrap();
+        ids.push(v["event_id"].as_str().unwrap().to_owned());
+    }
+    let on =
+        |instance: &str| ids.iter().filter(|id| id.starts_with(&format!("{instance}."))).count();
+    observe(
+        "hub",
+        "events per instance behind round robin (hub1, hub2)",
+        format!("{}, {}", on("hub1"), on("hub2")),
+    );
+    assert!(on("hub1") >= 3 && on("hub2") >= 3, "{ids:?}");
+    // Every event reaches every receiver, once each here.
+    for p in &peers {
+        let got = p.wait_for(10, Duration::from_secs(30));
+        let mut seen: Vec<String> = got.iter().map(|r| r.param("event_id").unwrap()).collect();
+        seen.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(seen, want);
+    }
+    // Each event is in exactly one spool; its receipt, asked through the front, comes from it.
+    for id in &ids {
+        let key = id.split_once('.').unwrap().1;
+        let holders: Vec<bool> = instances
+            .iter()
+            .map(|s| {
+                std::fs::read_dir(s.root().join("var/hub"))
+                    .unwrap()
+                    .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+                    .any(|f| f.unwrap().file_name().to_string_lossy().starts_with(key))
+            })
+            .collect();
+        assert_eq!(holders.iter().filter(|h| **h).count(), 1, "{id}: {holders:?}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = front.ask(
+                &Request::get(&format!("/api/v1/actions/logout/{id}/"))
+                    .header("Authorization", &format!("Bearer {KC_TOKEN}")),
+            );
+            assert_eq!(r.status, 200, "{id}: {}", r.text());
+            let v: Value = serde_json::from_str(&r.text()).unwrap();
+            if v["summary"]["delivered"] == 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for s in &instances {
+        stop_delivery_at(&s.root().join("var/hub/deliver.lock"));
+    }
 }
