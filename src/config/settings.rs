@@ -571,7 +571,7 @@ fn hub(layers: &Layers) -> Option<Hub> {
         timeout_secs: secs("HUB_TIMEOUT_SECS", 10),
         workers: layers.parsed(
             "HUB_WORKERS",
-            256,
+            512,
             |v| v.parse().ok().filter(|n| (1..=4096).contains(n)),
             "a number from 1 to 4096",
         ),

@@ -933,7 +933,7 @@ fn the_hubs_configuration_is_checked_with_line_numbers() {
     let (code, out, err) = hub.command(&["--check-config"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("hub instance hub1: 2 sender(s), 3 receiver(s), up to 256 workers"),
+        out.contains("hub instance hub1: 2 sender(s), 3 receiver(s), up to 512 workers"),
         "{out}"
     );
     assert!(out.contains("warning: sender kcworks's $KC_TOKEN is not set here"), "{out}");
