@@ -368,6 +368,16 @@ fn check(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
             );
         }
     }
+    // A unix socket's path holds at most 107 bytes: past that, requests cannot wake the
+    // delivery process and each starts one (which leaves at once, the spool being taken).
+    let socket = Path::new(&hub.spool_dir).join(deliver::WAKE_SOCKET);
+    if socket.as_os_str().len() > 107 {
+        let _ = writeln!(
+            out,
+            "{source}: warning: {} is too long for a socket's path: use a shorter HUB_SPOOL_DIR",
+            socket.display()
+        );
+    }
     let unset = |name: &str| env.soft(name).is_none_or(str::is_empty);
     for sender in hub.senders.iter().filter(|s| unset(&s.token_env)) {
         let _ = writeln!(

@@ -216,16 +216,10 @@ impl Courier<'_> {
             .set("user", &d.user_name)
             .set("outcome", attempt.verdict.outcome())
             .set("status", attempt.status.map_or("-".to_owned(), |s| s.to_string()))
-            .set("attempt", d.attempts);
-        if let Some(why) = attempt.verdict.reason() {
-            line.set("why", why);
-        }
-        if !attempt.detail.is_empty() {
-            line.set("body", &attempt.detail);
-        }
-        if forms::loud(attempt.status) {
-            line.set("alert", "token-refused");
-        }
+            .set("attempt", d.attempts)
+            .maybe("why", attempt.verdict.reason())
+            .maybe("body", Some(&attempt.detail).filter(|d| !d.is_empty()))
+            .maybe("alert", forms::loud(attempt.status).then_some("token-refused"));
         line.render_as(now, "dacs_logout_hub")
     }
 
