@@ -1277,3 +1277,35 @@ fn two_hub_instances_behind_one_load_balancer() {
         stop_delivery_at(&s.root().join("var/hub/deliver.lock"));
     }
 }
+
+/// The long-running delivery process waits for the spool, delivers, and stops on SIGTERM.
+#[test]
+fn the_delivery_process_waits_for_its_spool_and_stops_on_sigterm() {
+    let hub = HubDir::new();
+    let peer = Peer::always(Reply::ok());
+    let conf = hub.conf(&[receiver("r", &peer, "/", "get-query", false)], "");
+    hub.dir.write("hub.conf", &conf);
+    let mut process = hub.command_process(&["deliver"]);
+    // No spool yet: it waits for the first request to make it (as the web server's user).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(process.try_wait().unwrap().is_none(), "it waits");
+    let out = hub.call(logout("/", &body("bob", UA), KC_TOKEN), &conf);
+    event_id(&out);
+    peer.wait_for(1, Duration::from_secs(20));
+    hub.wait_until("delivered", Duration::from_secs(20), |h| h.records("done").len() == 1);
+    let _ = std::process::Command::new("kill").arg(process.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = process.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(process.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("waiting for the first request to create it"), "{stderr}");
+    assert!(stderr.contains("up to 512 workers, instance hub1"), "{stderr}");
+    assert!(!hub.spool().join("wake.sock").exists(), "its socket goes with it");
+}
