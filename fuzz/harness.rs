@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use dacs_signout::Env;
 use dacs_signout::credentials::{Filter, Identity, NameCompare, Selection};
 use dacs_signout::testing::{
-    AllowRule, Arguments, Config, Conversation, Payload, Record, Revocation, Signal, Source, Step,
-    allowed, identities, location, read_record, receiver_read,
+    AllowRule, Arguments, Config, Conversation, Delivery, Payload, Record, Revocation, Signal,
+    Source, Step, allowed, hub_body, identities, location, read_record, receiver_read,
 };
 
 /// A fuzz target: it panics when an invariant breaks.
@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("spool_record", spool_record),
     ("receiver_call", receiver_call),
     ("fastcgi_records", fastcgi_records),
+    ("hub_body", hub_body_target),
 ];
 
 /// `Selection::select` on an arbitrary `Cookie` header. The first byte picks the name
@@ -314,5 +315,42 @@ pub fn fastcgi_records(data: &[u8]) {
                 let _ = request.env.raw("HTTP_COOKIE");
             }
         }
+    }
+}
+
+/// The hub's sender-body parser (`dacs_logout_hub`, §14) on an arbitrary body. The first
+/// byte picks the `Content-Type` (JSON, a form, with a charset, or another type); the rest is
+/// the body. Accepted: the fields are what the answer may echo and the fan-out may send;
+/// refused: a defined 4xx, naming a known field when it names one.
+pub fn hub_body_target(data: &[u8]) {
+    let Some((&mode, body)) = data.split_first() else { return };
+    let content_type = match mode % 5 {
+        0 => Some("application/json"),
+        1 => Some("application/x-www-form-urlencoded"),
+        2 => Some("Application/JSON; charset=utf-8"),
+        3 => Some("text/plain"),
+        _ => None,
+    };
+    match hub_body(content_type, body) {
+        Ok(logout) => {
+            assert!(mode % 5 < 3, "a body of type {content_type:?} was taken");
+            for text in [&logout.user_name, &logout.user_agent] {
+                assert!(!text.is_empty() && text.trim() == text, "{text:?}");
+                assert!(!text.contains('\0'));
+            }
+            assert!(logout.user_name.len() <= 256);
+            assert!(!logout.user_name.chars().any(char::is_control), "{:?}", logout.user_name);
+        }
+        Err(e) => {
+            assert!(matches!(e.status().0, 400 | 415), "{e:?}");
+            assert!(
+                e.field.is_none_or(|f| ["user_name", "user_agent", "logout_at"].contains(&f)),
+                "{e:?}"
+            );
+        }
+    }
+    // A delivery record never reads back as anything but itself.
+    if let Some(record) = Delivery::from_json(body) {
+        assert_eq!(Delivery::from_json(record.to_json().as_bytes()).as_ref(), Some(&record));
     }
 }

@@ -11,6 +11,8 @@ pub struct Error {
     pub message: String,
     /// Log-only detail (file names, line numbers). Never rendered.
     pub detail: Option<String>,
+    /// The request field at fault, when one is (the hub's 400s name it).
+    pub field: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +24,16 @@ pub enum Kind {
     Unauthorized,
     /// Refused by the drive-by protection (§8).
     Forbidden,
+    /// Nothing here answers to that (the hub: an event id unknown to this sender).
+    NotFound,
     /// A method other than GET, HEAD or POST.
     MethodNotAllowed,
     /// A request body larger than the cap.
     PayloadTooLarge,
     /// A request body of a type the program does not read.
     UnsupportedMediaType,
+    /// A sender over its rate (the hub), told when to come back.
+    TooManyRequests,
     /// The configuration cannot be used, or an internal invariant failed.
     Internal,
     /// Nothing could keep what the request asked (the receiver: neither the registry nor the
@@ -37,7 +43,7 @@ pub enum Kind {
 
 impl Error {
     fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), detail: None }
+        Error { kind, message: message.into(), detail: None, field: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -50,6 +56,14 @@ impl Error {
 
     pub fn forbidden(message: impl Into<String>) -> Self {
         Error::new(Kind::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Error::new(Kind::NotFound, message)
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Error::new(Kind::TooManyRequests, message)
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
@@ -71,12 +85,28 @@ impl Error {
     }
 
     pub fn unavailable(message: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error { kind: Kind::Unavailable, message: message.into(), detail: Some(detail.into()) }
+        Error {
+            kind: Kind::Unavailable,
+            message: message.into(),
+            detail: Some(detail.into()),
+            field: None,
+        }
     }
 
     /// Something that should not happen did; `detail` goes to the log only.
     pub fn internal(message: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error { kind: Kind::Internal, message: message.into(), detail: Some(detail.into()) }
+        Error {
+            kind: Kind::Internal,
+            message: message.into(),
+            detail: Some(detail.into()),
+            field: None,
+        }
+    }
+
+    /// Names the request field at fault.
+    pub fn in_field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -90,9 +120,11 @@ impl Error {
             Kind::BadRequest => (400, "Bad Request"),
             Kind::Unauthorized => (401, "Unauthorized"),
             Kind::Forbidden => (403, "Forbidden"),
+            Kind::NotFound => (404, "Not Found"),
             Kind::MethodNotAllowed => (405, "Method Not Allowed"),
             Kind::PayloadTooLarge => (413, "Content Too Large"),
             Kind::UnsupportedMediaType => (415, "Unsupported Media Type"),
+            Kind::TooManyRequests => (429, "Too Many Requests"),
             Kind::Internal => (500, "Internal Server Error"),
             Kind::Unavailable => (503, "Service Unavailable"),
         }

@@ -34,6 +34,7 @@ pub mod credentials;
 mod error;
 mod fastcgi;
 pub mod guard;
+mod hub;
 mod log;
 mod policy;
 mod process;
@@ -112,6 +113,56 @@ fn receiver_request(env: &Env, io: Streams, context: Context) -> i32 {
     let written = io.stdout.write_all(&bytes).and_then(|()| io.stdout.flush());
     let _ = io.stderr.write_all(outcome.log_line().as_bytes());
     if written.is_err() { 1 } else { outcome.exit_code() }
+}
+
+/// `dacs_logout_hub`: the hub (§14), a CGI program (`POST .../actions/logout/` from senders,
+/// receipts), and its command line (the delivery process, the drain, receipts).
+pub fn hub(env: &Env, args: &[String], io: Streams) -> i32 {
+    let context =
+        Context { clock: &time::SystemClock, default_conf: Path::new(config::DEFAULT_PATH) };
+    hub_dispatch(env, args, io, context)
+}
+
+fn hub_dispatch(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
+    if !env.is_set("GATEWAY_INTERFACE") {
+        return cli::hub::run(env, args, io, context);
+    }
+    let config = config::Config::load(env, context.default_conf);
+    let served = hub::serve::serve(env, io.stdin, &config, context.clock.now(), random_128());
+    let mut outcome = served.outcome;
+    let bytes = served.response.to_bytes(served.head_only).unwrap_or_else(|e| {
+        render::error(&e, cgi::Format::Json)
+            .to_bytes(false)
+            .expect("error pages have clean headers")
+    });
+    let written = io.stdout.write_all(&bytes).and_then(|()| io.stdout.flush());
+    if let Some(handoff) = &served.handoff {
+        outcome.delivery = Some(hub::hand_off(env, handoff));
+    }
+    let _ = io.stderr.write_all(outcome.log_line().as_bytes());
+    if written.is_err() { 1 } else { outcome.exit_code() }
+}
+
+/// 128 bits from the kernel's random source (an event id's secret part).
+fn random_128() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            // No kernel source at all (before Linux 3.17): /dev/urandom, else abort the
+            // request rather than make a guessable id.
+            Err(_) => {
+                use std::io::Read;
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut bytes))
+                    .expect("a source of random bytes");
+                break;
+            }
+        }
+    }
+    bytes
 }
 
 /// `dacs_guard`: the guard (§13), a FastCGI daemon in the foreground.
@@ -219,7 +270,9 @@ pub mod testing {
     use std::path::Path;
 
     pub use crate::cgi::args::Arguments;
-    pub use crate::config::{Config, Loaded, Settings, Source};
+    pub use crate::config::{Config, Form, Hub, HubReceiver, Loaded, Settings, Source};
+    pub use crate::hub::body::{Logout, parse as hub_body};
+    pub use crate::hub::event::{Delivery, EventId};
     pub use crate::fastcgi::{Conversation, Step, read_record};
     pub use crate::policy::handler::{AllowRule, allowed, location};
     pub use crate::receiver::{identities, read as receiver_read};
@@ -239,6 +292,16 @@ pub mod testing {
         context: crate::Context,
     ) -> i32 {
         crate::dispatch(env, args, streams, context)
+    }
+
+    /// [`crate::hub`] in a context of the caller's choosing.
+    pub fn hub_in(
+        env: &crate::Env,
+        args: &[String],
+        streams: crate::Streams,
+        context: crate::Context,
+    ) -> i32 {
+        crate::hub_dispatch(env, args, streams, context)
     }
 
     /// Serves `env` on the configuration it names (or the built-in demo), reading handler

@@ -24,6 +24,14 @@ impl LogLine {
         self
     }
 
+    /// Sets `key` when there is a value.
+    pub fn maybe(&mut self, key: &'static str, value: Option<impl ToString>) -> &mut Self {
+        if let Some(value) = value {
+            self.set(key, value);
+        }
+        self
+    }
+
     /// `2026-11-30T09:00:00Z dacs_signout: key=value key="value with spaces"`, controls
     /// replaced, one line. The time first: the lines land raw in a web server's error log.
     pub fn render(&self, at: u64) -> String {

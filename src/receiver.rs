@@ -14,10 +14,9 @@ use std::io::Read;
 use std::time::SystemTime;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::cgi::args::Arguments;
+use crate::cgi::bearer;
 use crate::cgi::body::read_body;
 use crate::cgi::{Env, Response};
 use crate::config::{Loaded, Settings};
@@ -72,42 +71,23 @@ pub struct Outcome {
 impl Outcome {
     pub fn log_line(&self) -> String {
         let mut line = LogLine::default();
-        line.set("status", self.status);
-        if let Some(method) = self.method {
-            line.set("method", method);
-        }
-        if let Some(config) = &self.config {
-            line.set("config", config);
-        }
-        if let Some(user) = &self.user {
-            line.set("user", user);
-        }
+        line.set("status", self.status)
+            .maybe("method", self.method)
+            .maybe("config", self.config.as_ref())
+            .maybe("user", self.user.as_ref());
         if !self.identities.is_empty() {
             line.set("revoked", self.identities.join(","));
         }
-        match self.kept {
-            Some(Kept::Registry) => {
-                line.set("kept", "registry");
-            }
-            Some(Kept::Spool) => {
-                line.set("kept", "spool");
-            }
-            None => {}
-        }
-        if let Some(why) = &self.registry_error {
-            line.set("registry_error", why);
-        }
-        if let Some(id) = &self.event_id {
-            line.set("event_id", id);
-        }
-        if let Some(remote) = &self.remote {
-            line.set("remote", remote);
-        }
+        let kept = self.kept.map(|kept| match kept {
+            Kept::Registry => "registry",
+            Kept::Spool => "spool",
+        });
+        line.maybe("kept", kept)
+            .maybe("registry_error", self.registry_error.as_ref())
+            .maybe("event_id", self.event_id.as_ref())
+            .maybe("remote", self.remote.as_ref());
         if let Some(error) = &self.error {
-            line.set("error", &error.message);
-            if let Some(detail) = &error.detail {
-                line.set("detail", detail);
-            }
+            line.set("error", &error.message).maybe("detail", error.detail.as_ref());
         }
         line.render_as(self.at, "dacs_logout_receiver")
     }
@@ -209,23 +189,12 @@ fn authorize(env: &Env, settings: &Settings) -> Result<(), Error> {
         let names = settings.receiver.token_envs.join(", $");
         return Err(Error::misconfigured(format!("no receiver token: ${names} is not set")));
     }
-    let presented = env.soft("HTTP_AUTHORIZATION").and_then(|header| {
-        let (scheme, token) = header.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    let Some(presented) = presented.filter(|t| !t.is_empty()) else {
+    let Some(presented) = bearer::presented(env) else {
         return Err(Error::unauthorized("a bearer token is required"));
     };
-    // Digests of equal length, compared in constant time: neither the tokens' contents nor
-    // their lengths show in the timing. Every token is compared, so neither does which one.
-    let digest = Sha256::digest(presented.as_bytes());
-    let matched = tokens
-        .iter()
-        .fold(subtle::Choice::from(0), |any, t| any | Sha256::digest(t.as_bytes()).ct_eq(&digest));
-    if bool::from(matched) {
-        Ok(())
-    } else {
-        Err(Error::unauthorized("the bearer token is not accepted"))
+    match bearer::matching(presented, &tokens) {
+        Some(_) => Ok(()),
+        None => Err(Error::unauthorized("the bearer token is not accepted")),
     }
 }
 

@@ -7,6 +7,7 @@
 //! new/   waiting: ID.json
 //! work/  claimed by a drainer: ID.json.PID
 //! dead/  refused for good, too old, or not a record at all: ID.json (+ ID.why)
+//! done/  delivered, kept for a while as a receipt (the hub's; made when first used)
 //! ```
 //!
 //! The spool is trusted only as far as its path can be (§9, [`crate::safe_fs`]). Everything
@@ -18,6 +19,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
@@ -41,6 +43,8 @@ pub struct Spool {
     new: OwnedFd,
     work: OwnedFd,
     dead: OwnedFd,
+    /// `done/`, opened (and made) the first time a record is kept there.
+    done: OnceLock<OwnedFd>,
     /// How many signals may wait or be claimed at once (`RELAY_SPOOL_MAX`).
     quota: usize,
 }
@@ -79,6 +83,7 @@ impl Spool {
             new: sub("new")?,
             work: sub("work")?,
             dead: sub("dead")?,
+            done: OnceLock::new(),
             root,
             path: path.to_owned(),
             quota,
@@ -99,6 +104,21 @@ impl Spool {
     /// On failure none of them stays: the caller then decides, and a signal left behind would
     /// be sent twice. Over the quota, nothing is written.
     pub fn put_all<R: Record>(&self, records: &[R]) -> io::Result<()> {
+        self.put_records(records, Sync::EachFile)
+    }
+
+    /// Writes many records (a hub's event: one per receiver) durably with one `syncfs` for all
+    /// of them, where `put_all` pays an fsync per record (a journal commit each: a second for a
+    /// thousand receivers). Each file is complete before its rename (readers see whole records
+    /// or none); once this returns, every record and rename is on disk. A crash before that may
+    /// leave some records, complete (delivered: the sender got no answer and sends again, so the
+    /// receivers see the logout twice, harmlessly) or empty (not a record: to `dead/`). On
+    /// failure none of them stays.
+    pub fn put_batch<R: Record>(&self, records: &[R]) -> io::Result<()> {
+        self.put_records(records, Sync::FileSystem)
+    }
+
+    fn put_records<R: Record>(&self, records: &[R], how: Sync) -> io::Result<()> {
         let held = count(&self.new, usize::MAX)? + count(&self.work, usize::MAX)?;
         if held + records.len() > self.quota {
             return Err(io::Error::new(
@@ -112,11 +132,15 @@ impl Spool {
         let mut placed = Vec::with_capacity(records.len());
         let written = records.iter().try_for_each(|record| {
             let name = format!("{}.json", record.id());
-            self.write(&self.new, &name, record.to_json().as_bytes())?;
+            self.write_as(&self.new, &name, record.to_json().as_bytes(), how)?;
             placed.push(name);
             Ok(())
         });
-        match written.and_then(|()| sync(&self.new)) {
+        let synced = written.and_then(|()| match how {
+            Sync::EachFile => sync(&self.new),
+            Sync::FileSystem => Ok(rustix::fs::syncfs(&self.new)?),
+        });
+        match synced {
             Ok(()) => Ok(()),
             Err(e) => {
                 for name in placed {
@@ -129,6 +153,12 @@ impl Spool {
 
     /// `bytes` as `dir/name`, durably: written in `tmp/`, fsynced, renamed into place.
     fn write(&self, dir: &OwnedFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.write_as(dir, name, bytes, Sync::EachFile)
+    }
+
+    /// `bytes` as `dir/name`, written in `tmp/` and renamed into place: fsynced first, or left
+    /// for the caller's `syncfs`.
+    fn write_as(&self, dir: &OwnedFd, name: &str, bytes: &[u8], how: Sync) -> io::Result<()> {
         let tmp = format!("{name}.{}", std::process::id());
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -138,7 +168,10 @@ impl Spool {
                 .map(File::from)
                 .and_then(|mut file| {
                     file.write_all(bytes)?;
-                    file.sync_all()
+                    match how {
+                        Sync::EachFile => file.sync_all(),
+                        Sync::FileSystem => Ok(()),
+                    }
                 })
                 .and_then(|()| Ok(rustix::fs::renameat(&self.tmp, tmp.as_str(), dir, name)?));
         if written.is_err() {
@@ -217,9 +250,100 @@ impl Spool {
         lost_is_fine(rustix::fs::unlinkat(&self.work, claim.name.as_str(), AtFlags::empty()))
     }
 
+    /// Delivered, and kept as a receipt: `record` (its final state) to `done/`, the claim
+    /// dropped. A crash in between leaves a claim that `reclaim_stale` drops.
+    pub fn keep<R: Record>(&self, claim: Claim<R>, record: &R) -> io::Result<()> {
+        if !exists(&self.work, &claim.name)? {
+            return Ok(()); // reclaimed meanwhile: the record is someone else's now
+        }
+        let done = self.done()?;
+        self.write(done, &format!("{}.json", record.id()), record.to_json().as_bytes())?;
+        sync(done)?;
+        lost_is_fine(rustix::fs::unlinkat(&self.work, claim.name.as_str(), AtFlags::empty()))
+    }
+
+    fn done(&self) -> io::Result<&OwnedFd> {
+        if let Some(done) = self.done.get() {
+            return Ok(done);
+        }
+        let fd = safe_fs::own_dir(&self.root, "done", true, &self.path.join("done"))?;
+        Ok(self.done.get_or_init(|| fd))
+    }
+
+    /// The records of a state whose ids start with `prefix`, each as it reads now (a record
+    /// that moved meanwhile is left out: the caller looks again), with the reason a dead one
+    /// was buried.
+    pub fn find<R: Record>(&self, state: State, prefix: &str) -> io::Result<Vec<Found<R>>> {
+        let dir = match state {
+            State::Waiting => &self.new,
+            State::Claimed => &self.work,
+            State::Dead => &self.dead,
+            State::Done => self.done()?,
+        };
+        let mut found = Vec::new();
+        for name in names(dir)?.into_iter().filter(|n| n.starts_with(prefix)) {
+            let Some(id) = name.split('.').next().filter(|_| name.contains(".json")) else {
+                continue;
+            };
+            let Some(record) = read_record(dir, &name).ok().and_then(|b| R::from_json(&b)) else {
+                continue;
+            };
+            let why = (state == State::Dead)
+                .then(|| read_record(dir, &format!("{id}.why")).ok())
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).trim_end().to_owned());
+            found.push(Found { state, record, why });
+        }
+        Ok(found)
+    }
+
+    /// Removes the receipts in `done/` kept longer than `keep`; returns how many.
+    pub fn prune_done(&self, keep: Duration, now: SystemTime) -> io::Result<usize> {
+        let done = self.done()?;
+        let mut removed = 0;
+        for name in names(done)? {
+            let Ok(stat) = rustix::fs::statat(done, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            else {
+                continue;
+            };
+            if now.duration_since(mtime(&stat)).unwrap_or_default() > keep
+                && rustix::fs::unlinkat(done, name.as_str(), AtFlags::empty()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A small file of the spool's own (`NAME` in its root, made mode 0600, never a link):
+    /// state shared by the processes that use the spool, such as a lock or a rate's level.
+    pub fn state_file(&self, name: &str) -> io::Result<File> {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.root, name, flags, Mode::from_raw_mode(0o600))?;
+        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name} is not a regular file"),
+            ));
+        }
+        Ok(File::from(fd))
+    }
+
     /// Refused for good: to `dead/`, with the reason beside it.
     pub fn bury<R: Record>(&self, claim: Claim<R>, why: &str) -> io::Result<()> {
         self.bury_entry(&self.work, &claim.name, claim.record.id(), why)
+    }
+
+    /// Refused for good, in its final state (attempts, last answer): `record` to `dead/`, the
+    /// reason beside it, the claim dropped.
+    pub fn bury_as<R: Record>(&self, claim: Claim<R>, record: &R, why: &str) -> io::Result<()> {
+        if !exists(&self.work, &claim.name)? {
+            return Ok(()); // reclaimed meanwhile: the record is someone else's now
+        }
+        self.write(&self.dead, &format!("{}.why", record.id()), format!("{why}\n").as_bytes())?;
+        self.write(&self.dead, &format!("{}.json", record.id()), record.to_json().as_bytes())?;
+        sync(&self.dead)?;
+        lost_is_fine(rustix::fs::unlinkat(&self.work, claim.name.as_str(), AtFlags::empty()))
     }
 
     fn bury_entry(&self, dir: &OwnedFd, name: &str, id: &str, why: &str) -> io::Result<()> {
@@ -256,7 +380,11 @@ impl Spool {
             if alive && age < stale_after {
                 continue;
             }
-            if exists(&self.new, file)? {
+            let settled = match self.done.get() {
+                Some(done) => exists(done, file)?,
+                None => false,
+            };
+            if settled || exists(&self.new, file)? {
                 // The claimer had already written the next state: the old claim is obsolete.
                 let _ = rustix::fs::unlinkat(&self.work, name.as_str(), AtFlags::empty());
             } else if rustix::fs::renameat(&self.work, name.as_str(), &self.new, file).is_ok() {
@@ -274,10 +402,41 @@ impl Spool {
         Ok([records(&self.new)?, records(&self.work)?, records(&self.dead)?])
     }
 
-    /// The delivery log in the spool (`relay.log`): appended to, never followed if a link.
-    pub fn log(&self) -> io::Result<File> {
-        safe_fs::append_only(&self.root, "relay.log")
+    /// A delivery log in the spool (`relay.log`, `hub.log`): appended to, never followed if
+    /// a link.
+    pub fn log(&self, name: &str) -> io::Result<File> {
+        safe_fs::append_only(&self.root, name)
     }
+}
+
+/// How written records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// An fsync per file, and one of the directory.
+    EachFile,
+    /// One `syncfs` of the whole file system, after every rename.
+    FileSystem,
+}
+
+/// Where a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// `new/`: waiting for its next attempt.
+    Waiting,
+    /// `work/`: a delivery is under way.
+    Claimed,
+    Dead,
+    /// `done/`: delivered.
+    Done,
+}
+
+/// A record found by [`Spool::find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found<R> {
+    pub state: State,
+    pub record: R,
+    /// Why a dead record was buried.
+    pub why: Option<String>,
 }
 
 /// A record: a regular file (not a link, a directory or a FIFO that would block), at most

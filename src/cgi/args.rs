@@ -17,16 +17,7 @@ impl Arguments {
     /// Adds every pair of `input` (a query string or a form body). A name seen before, here
     /// or in an earlier input, is a 400: DACS does not allow duplicate CGI arguments.
     pub fn parse_into(&mut self, input: &[u8]) -> Result<(), Error> {
-        for segment in input.split(|&b| b == b'&') {
-            if segment.is_empty() {
-                continue;
-            }
-            let (name, value) = match segment.iter().position(|&b| b == b'=') {
-                Some(eq) => (&segment[..eq], &segment[eq + 1..]),
-                None => (segment, &b""[..]),
-            };
-            let name = decode(name)?;
-            let value = decode(value)?;
+        for (name, value) in pairs(input)? {
             if self.get(&name).is_some() {
                 return Err(Error::bad_request(duplicate(&name)));
             }
@@ -44,6 +35,22 @@ impl Arguments {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
+}
+
+/// Every `name=value` pair of `input`, decoded, in order, repeats included.
+pub fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, Error> {
+    let mut out = Vec::new();
+    for segment in input.split(|&b| b == b'&') {
+        if segment.is_empty() {
+            continue;
+        }
+        let (name, value) = match segment.iter().position(|&b| b == b'=') {
+            Some(eq) => (&segment[..eq], &segment[eq + 1..]),
+            None => (segment, &b""[..]),
+        };
+        out.push((decode(name)?, decode(value)?));
+    }
+    Ok(out)
 }
 
 /// `+` is a space, then percent-decoding; the result must be UTF-8.

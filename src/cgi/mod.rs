@@ -2,6 +2,7 @@
 //! and the response bytes. Everything past this module works on validated values.
 
 pub mod args;
+pub mod bearer;
 pub mod body;
 pub mod env;
 pub mod format;

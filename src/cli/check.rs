@@ -11,16 +11,21 @@ use crate::registry::{self, Location};
 use crate::relay::{self, RelayIdentity};
 use crate::spool::Spool;
 
-pub fn run(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
-    let config = match config {
-        Ok(config) => config,
+/// The configuration, or every problem that kept it from loading, written to `out`.
+pub fn loaded(config: config::Loaded, out: &mut dyn Write) -> Option<Config> {
+    match config {
+        Ok(config) => Some(config),
         Err((source, problems)) => {
             for problem in &problems.0 {
                 let _ = writeln!(out, "{source}: {problem}");
             }
-            return 1;
+            None
         }
-    };
+    }
+}
+
+pub fn run(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
+    let Some(config) = loaded(config, out) else { return 1 };
     let source = &config.source;
     if *source == Source::BuiltIn {
         let _ = writeln!(

@@ -1,8 +1,9 @@
 //! The command line (no `GATEWAY_INTERFACE`): `--check-config`, `relay`, `demo`, `--version`,
 //! `--help`.
 
-mod check;
+pub mod check;
 mod demo;
+pub mod hub;
 mod registry;
 
 use std::io::Write;
@@ -53,7 +54,7 @@ pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
         ["relay", "--now"] => relay(env, load(None), clock, true, stdout, stderr),
         ["relay", "--deliver"] => {
             crate::relay::close_inherited_descriptors();
-            match crate::relay::deliver(stdin, &Http, env, clock) {
+            match crate::relay::deliver(stdin, &Http::new(None), env, clock) {
                 Ok(_) => 0,
                 Err(_) => 1,
             }
@@ -86,7 +87,12 @@ pub fn run(env: &Env, args: &[String], io: Streams, context: Context) -> i32 {
 }
 
 fn usage_error(stderr: &mut dyn Write, message: &str) -> i32 {
-    let _ = writeln!(stderr, "dacs_signout: {message}\n\n{USAGE}");
+    usage_error_of("dacs_signout", USAGE, stderr, message)
+}
+
+/// A command line that is not one of `program`'s: the message, the usage, exit 2.
+fn usage_error_of(program: &str, usage: &str, stderr: &mut dyn Write, message: &str) -> i32 {
+    let _ = writeln!(stderr, "{program}: {message}\n\n{usage}");
     2
 }
 
@@ -154,10 +160,11 @@ fn relay(
         let journal = Journal::open(settings.log.as_deref().map(Path::new), Some(&spool));
         let registry =
             spooled.registry.as_ref().map(|r| RegistryAccess::new(r, &spooled.federation));
+        let http = Http::new(None);
         let courier = Courier {
             routes: &routes,
             registry: registry.as_ref(),
-            transport: &Http,
+            transport: &http,
             env,
             clock,
             journal: &journal,

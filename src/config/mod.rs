@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use parse::{Directive, KNOWN_DIRECTIVES, Section, Skipped};
-pub use settings::{OnStoreError, Settings};
+pub use settings::{Form, Hub, HubReceiver, OnStoreError, Rate, Settings};
 
 use crate::cgi::Env;
 use crate::urls;
@@ -189,6 +189,31 @@ impl Config {
                     .collect(),
             )
         })
+    }
+
+    /// The hub of the section a request to `host_path` uses, read on its own (a hub's
+    /// `dacs.conf` needs no signout directives); `None` when it configures none.
+    pub fn hub(&self, host_path: &str) -> Result<Option<Hub>, Problems> {
+        self.hub_of(self.jurisdiction_for(host_path))
+    }
+
+    fn hub_of(&self, jurisdiction: Option<&Section>) -> Result<Option<Hub>, Problems> {
+        settings::hub_only(&self.default, jurisdiction).map_err(Problems)
+    }
+
+    /// Every problem of the hub's directives (`dacs_logout_hub --check-config`), in line
+    /// order: `Default`'s, and each `Jurisdiction`'s over it.
+    pub fn hub_problems(&self) -> Vec<ConfigError> {
+        let mut problems: Vec<ConfigError> = Vec::new();
+        for section in std::iter::once(None).chain(self.jurisdictions.iter().map(Some)) {
+            for e in self.hub_of(section).err().map(|p| p.0).unwrap_or_default() {
+                if !problems.contains(&e) {
+                    problems.push(e);
+                }
+            }
+        }
+        problems.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        problems
     }
 
     /// The relay settings of every section (`Default`, then each `Jurisdiction` over it), one

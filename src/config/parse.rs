@@ -41,6 +41,19 @@ pub const KNOWN_DIRECTIVES: &[&str] = &[
     "IDLE_TIMEOUT_SECS",
     "GUARD_ON_STORE_ERROR",
     "GUARD_REFUSAL_STATUS",
+    "HUB_SENDER",
+    "HUB_RECEIVER",
+    "HUB_SPOOL_DIR",
+    "HUB_SPOOL_MAX",
+    "HUB_INSTANCE",
+    "HUB_LOG",
+    "HUB_CONNECT_TIMEOUT_SECS",
+    "HUB_TIMEOUT_SECS",
+    "HUB_WORKERS",
+    "HUB_MAX_AGE_SECS",
+    "HUB_RETRY_SECS",
+    "HUB_SENDER_RATE",
+    "HUB_RECEIPT_SECS",
 ];
 
 /// Directives of DACS itself (`dacs.conf(5)`) that this program does not read: never taken for

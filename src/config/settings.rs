@@ -22,6 +22,8 @@ pub struct Settings {
     pub registry: Option<registry::Settings>,
     pub receiver: Receiver,
     pub guard: Guard,
+    /// The hub's directives; `None` when the section configures no hub.
+    pub hub: Option<Hub>,
 }
 
 /// The receiver's directives (§11).
@@ -53,6 +55,98 @@ pub struct Guard {
     pub on_store_error: OnStoreError,
     /// `GUARD_REFUSAL_STATUS`: 401 (default) or 403.
     pub refusal_status: u16,
+}
+
+/// The hub's directives (§14, §15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hub {
+    /// `HUB_SENDER "NAME TOKEN_ENV"` (repeatable): who may announce a logout.
+    pub senders: Vec<HubSender>,
+    /// `HUB_RECEIVER "NAME URL FORM [TOKEN_ENV]"` (repeatable): who is told.
+    pub receivers: Vec<HubReceiver>,
+    /// `HUB_SPOOL_DIR`: the events, one record per receiver, and their receipts.
+    pub spool_dir: String,
+    /// `HUB_SPOOL_MAX`: deliveries waiting or under way at most.
+    pub spool_max: usize,
+    /// `HUB_INSTANCE`: the name event ids carry; `None`: the host's name.
+    pub instance: Option<String>,
+    /// `HUB_LOG`: the delivery log, when it is not `hub.log` in the spool.
+    pub log: Option<String>,
+    /// `HUB_CONNECT_TIMEOUT_SECS`.
+    pub connect_timeout_secs: u64,
+    /// `HUB_TIMEOUT_SECS`: one call to a receiver, whole.
+    pub timeout_secs: u64,
+    /// `HUB_WORKERS`: calls under way at once, for the whole hub.
+    pub workers: usize,
+    /// `HUB_MAX_AGE_SECS`: the oldest `logout_at` taken from a sender, and how long a
+    /// delivery is retried.
+    pub max_age_secs: u64,
+    /// `HUB_RETRY_SECS`: the first retry's wait (doubled after each attempt, at most 5 min).
+    pub retry_secs: u64,
+    /// `HUB_SENDER_RATE "N/SECS"`: each sender's events, at most N per SECS seconds (a
+    /// bucket of N, refilled over SECS).
+    pub rate: Rate,
+    /// `HUB_RECEIPT_SECS`: how long a delivered record is kept as a receipt.
+    pub receipt_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSender {
+    pub name: String,
+    /// The *name* of the variable holding its token.
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubReceiver {
+    pub name: String,
+    pub url: String,
+    pub form: Form,
+    /// The *name* of the variable holding the token it takes; `None`: it takes none (BCC).
+    pub token_env: Option<String>,
+}
+
+/// How a receiver wants to be called (§14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `POST ?username=U` with no body: the Profiles hub's call today.
+    PostQuery,
+    /// `GET ?username=U`: the Knowledge Commons guide's.
+    GetQuery,
+    /// `GET ?userid=U`: BCC's.
+    BccGet,
+    /// `POST {"userId":"U"}`: BCC's JSON form.
+    BccPost,
+}
+
+impl Form {
+    pub const NAMES: [&'static str; 4] = ["post-query", "get-query", "bcc-get", "bcc-post"];
+
+    pub fn parse(text: &str) -> Option<Form> {
+        match text {
+            "post-query" => Some(Form::PostQuery),
+            "get-query" => Some(Form::GetQuery),
+            "bcc-get" => Some(Form::BccGet),
+            "bcc-post" => Some(Form::BccPost),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Form::PostQuery => Form::NAMES[0],
+            Form::GetQuery => Form::NAMES[1],
+            Form::BccGet => Form::NAMES[2],
+            Form::BccPost => Form::NAMES[3],
+        }
+    }
+}
+
+/// A rate: at most `events` per `secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub events: u32,
+    pub secs: u64,
 }
 
 /// Directive lookup: the `Jurisdiction` section overrides `Default`. Every problem met is
@@ -196,7 +290,8 @@ impl Settings {
         let registry = registry(&layers);
         let receiver = receiver(&layers);
         let guard = guard(&layers);
-        layers.finish(Settings { rules, relay, registry, receiver, guard })
+        let hub = hub(&layers);
+        layers.finish(Settings { rules, relay, registry, receiver, guard, hub })
     }
 }
 
@@ -336,6 +431,164 @@ fn guard(layers: &Layers) -> Guard {
             "401 or 403",
         ),
     }
+}
+
+/// The hub's directives of `Default`, overridden by a `Jurisdiction` section's, on their own:
+/// a hub's `dacs.conf` needs no signout directives. `None` when no hub is configured.
+pub fn hub_only(
+    default: &Section,
+    jurisdiction: Option<&Section>,
+) -> Result<Option<Hub>, Vec<ConfigError>> {
+    let layers = Layers::new(default, jurisdiction);
+    let hub = hub(&layers);
+    layers.finish(hub)
+}
+
+/// A name for a sender, a receiver or a hub instance: what goes into file names, event ids and
+/// log lines.
+fn hub_name(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn hub(layers: &Layers) -> Option<Hub> {
+    let sender_lines = layers.all("HUB_SENDER");
+    let receiver_lines = layers.all("HUB_RECEIVER");
+    let spool = layers.get("HUB_SPOOL_DIR");
+    if sender_lines.is_empty() && receiver_lines.is_empty() && spool.is_none() {
+        return None;
+    }
+    let mut senders: Vec<HubSender> = Vec::new();
+    for d in sender_lines {
+        let parts: Vec<&str> = d.value.split_whitespace().collect();
+        let sender = match parts[..] {
+            [name, env] if hub_name(name) => {
+                variable_name(env).map(|token_env| HubSender { name: name.to_owned(), token_env })
+            }
+            _ => None,
+        };
+        match sender {
+            None => layers.problem(invalid(d, "NAME TOKEN_VARIABLE (NAME: letters, digits, - and _)")),
+            Some(s) if senders.iter().any(|o| o.name == s.name) => layers
+                .problem(ConfigError::at(d.line, format!("HUB_SENDER: {} is named twice", s.name))),
+            Some(s) if senders.iter().any(|o| o.token_env == s.token_env) => {
+                layers.problem(ConfigError::at(
+                    d.line,
+                    format!(
+                        "HUB_SENDER: ${} is another sender's token too: the hub could not tell                          them apart",
+                        s.token_env
+                    ),
+                ))
+            }
+            Some(s) => senders.push(s),
+        }
+    }
+    let mut receivers: Vec<HubReceiver> = Vec::new();
+    for d in receiver_lines {
+        let parts: Vec<&str> = d.value.split_whitespace().collect();
+        let (name, url, form, token) = match parts[..] {
+            [name, url, form] => (name, url, form, None),
+            [name, url, form, token] => (name, url, form, Some(token)),
+            _ => {
+                layers.problem(invalid(d, "NAME URL FORM [TOKEN_VARIABLE]"));
+                continue;
+            }
+        };
+        let problem =
+            |why: String| layers.problem(ConfigError::at(d.line, format!("HUB_RECEIVER: {why}")));
+        if !hub_name(name) {
+            problem(format!("{name:?} is not a name (letters, digits, - and _, at most 64)"));
+            continue;
+        }
+        if receivers.iter().any(|r| r.name == name) {
+            problem(format!("{name} is named twice"));
+            continue;
+        }
+        let Some(parsed) = urls::parse_plain_http(url).filter(|u| u.fragment().is_none()) else {
+            problem(format!("{url:?} is not an http or https URL without credentials or fragment"));
+            continue;
+        };
+        let Some(form) = Form::parse(form) else {
+            problem(format!("{form:?} is not a request form: {}", Form::NAMES.join(", ")));
+            continue;
+        };
+        let token_env = match token.map(|t| variable_name(t).ok_or(t)).transpose() {
+            Ok(env) => env,
+            Err(t) => {
+                problem(format!("{t:?} is not an environment variable name"));
+                continue;
+            }
+        };
+        receivers.push(HubReceiver {
+            name: name.to_owned(),
+            url: String::from(parsed),
+            form,
+            token_env,
+        });
+    }
+    if receivers.is_empty() {
+        layers.problem(ConfigError::general("a hub needs at least one HUB_RECEIVER"));
+    }
+    if senders.is_empty() {
+        layers.problem(ConfigError::general("a hub needs at least one HUB_SENDER"));
+    }
+    let path = |v: &str| (v.starts_with('/') && !v.contains('\0')).then(|| v.to_owned());
+    let spool_dir = layers.parsed(
+        "HUB_SPOOL_DIR",
+        "/var/spool/dacs-logout-hub".to_owned(),
+        path,
+        "an absolute path",
+    );
+    if let (Some(d), Some(relay)) = (spool, layers.get("RELAY_SPOOL_DIR"))
+        && relay.value.trim_end_matches('/') == spool_dir.trim_end_matches('/')
+    {
+        layers.problem(ConfigError::at(
+            d.line,
+            "HUB_SPOOL_DIR: the hub needs a spool of its own, not RELAY_SPOOL_DIR",
+        ));
+    }
+    let secs = |name: &str, default: u64| {
+        layers.parsed(name, default, seconds, "a positive number of seconds")
+    };
+    Some(Hub {
+        senders,
+        receivers,
+        spool_dir,
+        spool_max: layers.parsed(
+            "HUB_SPOOL_MAX",
+            100_000,
+            |v| v.parse().ok().filter(|&n| n > 0),
+            "a positive number",
+        ),
+        instance: layers.parsed(
+            "HUB_INSTANCE",
+            None,
+            |v| hub_name(v).then(|| Some(v.to_owned())),
+            "a name of letters, digits, - and _",
+        ),
+        log: layers.parsed("HUB_LOG", None, |v| path(v).map(Some), "an absolute path"),
+        connect_timeout_secs: secs("HUB_CONNECT_TIMEOUT_SECS", 5),
+        timeout_secs: secs("HUB_TIMEOUT_SECS", 10),
+        workers: layers.parsed(
+            "HUB_WORKERS",
+            512,
+            |v| v.parse().ok().filter(|n| (1..=4096).contains(n)),
+            "a number from 1 to 4096",
+        ),
+        max_age_secs: secs("HUB_MAX_AGE_SECS", 86_400),
+        retry_secs: secs("HUB_RETRY_SECS", 5),
+        rate: layers.parsed(
+            "HUB_SENDER_RATE",
+            Rate { events: 600, secs: 60 },
+            |v| {
+                let (events, secs) = v.split_once('/')?;
+                let events = events.trim().parse().ok().filter(|&n| n > 0)?;
+                Some(Rate { events, secs: seconds(secs.trim())? })
+            },
+            "EVENTS/SECONDS, e.g. 600/60",
+        ),
+        receipt_secs: secs("HUB_RECEIPT_SECS", 7 * 86_400),
+    })
 }
 
 /// What a drain of one spool needs of its section: where its records go (the hub, the

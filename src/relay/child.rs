@@ -137,30 +137,45 @@ impl Plan {
             signals: self.signals.clone(),
             revocation: self.revocation.clone(),
         };
-        // A clean environment: the request's (HTTP_COOKIE with other apps' sessions, HTTP_PROXY
-        // from a `Proxy:` header) has no business in the child. It gets the token variable of
-        // its route, the registry's password variable, and what the TLS trust store honours.
+        // The token variable of its route, the registry's password variable, and what the
+        // TLS trust store honours.
         let mut names = vec![GUIDE_TOKEN_ENV, "SSL_CERT_FILE", "SSL_CERT_DIR"];
         names.extend(self.route.as_ref().map(|r| r.token_env.as_str()));
         names
             .extend(self.revocation.as_ref().and_then(|(_, t)| t.settings.password_env.as_deref()));
-        let kept = names.into_iter().filter_map(|name| Some((name, env.os(name)?)));
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["relay", "--deliver"])
-            .env_clear()
-            .envs(kept)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group: a server that kills the CGI's group spares it.
-            .process_group(0)
-            .spawn()?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin.write_all(payload.to_json().as_bytes())?;
-        // Held open until this process exits: the child's EOF means the response is done.
-        std::mem::forget(stdin);
-        Ok(())
+        spawn_detached(&["relay", "--deliver"], &names, env, Some(payload.to_json().as_bytes()))
     }
+}
+
+/// Starts this program again as `args`, detached from the request: its own process group (a
+/// server that kills the CGI's group spares it), no stdout or stderr, and a clean environment
+/// holding only the variables of `keep` that `env` has (the request's own, HTTP_COOKIE with
+/// other apps' sessions or HTTP_PROXY from a `Proxy:` header, have no business there). With a
+/// `payload`, it is written to the child's stdin, which stays open until this process exits:
+/// the child's EOF then means the response is done. Without one, its stdin is empty.
+pub fn spawn_detached(
+    args: &[&str],
+    keep: &[&str],
+    env: &Env,
+    payload: Option<&[u8]>,
+) -> io::Result<()> {
+    let kept = keep.iter().filter_map(|name| Some((*name, env.os(name)?)));
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .env_clear()
+        .envs(kept)
+        .stdin(if payload.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    if let Some(payload) = payload {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(payload)?;
+        // Held open until this process exits.
+        std::mem::forget(stdin);
+    }
+    Ok(())
 }
 
 /// Closes every descriptor from 3 up. A server may hand the CGI descriptors without

@@ -20,9 +20,14 @@ pub struct Journal(Option<File>);
 impl Journal {
     /// `RELAY_LOG` when set, else `relay.log` in the spool (only when the spool was accepted).
     pub fn open(explicit: Option<&Path>, spool: Option<&Spool>) -> Journal {
+        Journal::named(explicit, spool, "relay.log")
+    }
+
+    /// `explicit` when set, else `name` in the spool (only when the spool was accepted).
+    pub fn named(explicit: Option<&Path>, spool: Option<&Spool>, name: &str) -> Journal {
         let file = match explicit {
             Some(path) => safe_fs::open_log(path).ok(),
-            None => spool.and_then(|s| s.log().ok()),
+            None => spool.and_then(|s| s.log(name).ok()),
         };
         Journal(file)
     }

@@ -26,7 +26,7 @@ pub mod transport;
 
 use std::time::Duration;
 
-pub use child::{Payload, close_inherited_descriptors, deliver};
+pub use child::{Payload, close_inherited_descriptors, deliver, spawn_detached};
 pub use drain::{Courier, RegistryAccess, drain};
 pub use plan::{Note, Plan, RegistryTarget, RevokeNote, Signout, plan, revocation};
 pub use signal::Route;

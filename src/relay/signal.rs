@@ -149,7 +149,20 @@ pub fn excerpt(body: &[u8], token: Option<&str>) -> String {
 /// including ones opened after the signout) and the default `RELAY_MAX_AGE_SECS` is short;
 /// README, "Network-wide signout".
 pub fn backoff_secs(attempts: u32) -> u64 {
-    15u64.saturating_mul(1 << attempts.saturating_sub(1).min(5)).min(300)
+    backoff(15, 300, attempts)
+}
+
+/// The wait before attempt `attempts + 1`: `first` seconds, doubled after each attempt, at
+/// most `cap`.
+pub fn backoff(first: u64, cap: u64, attempts: u32) -> u64 {
+    first.saturating_mul(1 << attempts.saturating_sub(1).min(20)).min(cap)
+}
+
+/// `secs` spread by up to a quarter either way, by `random`: retries of many deliveries that
+/// failed together (a receiver down) do not all come back at the same second.
+pub fn jittered(secs: u64, random: u64) -> u64 {
+    let spread = secs / 4;
+    secs - spread + random % (2 * spread + 1)
 }
 
 impl crate::spool::Record for Signal {
@@ -297,6 +310,18 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         assert_eq!([1, 2, 3, 4, 5, 6].map(backoff_secs), [15, 30, 60, 120, 240, 300]);
         assert_eq!(backoff_secs(40), 300);
+        assert_eq!([1, 2, 3, 4, 10].map(|n| backoff(2, 60, n)), [2, 4, 8, 16, 60]);
+        assert_eq!(backoff(2, 60, u32::MAX), 60);
+    }
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        for random in [0, 1, 7, u64::MAX] {
+            let j = jittered(100, random);
+            assert!((75..=125).contains(&j), "{j}");
+        }
+        assert_eq!(jittered(2, 12345), 2);
+        assert_eq!(jittered(0, 5), 0);
     }
 
     #[test]

@@ -57,7 +57,8 @@ fn every_target_has_a_corpus_and_a_test() {
             "remote_user",
             "spool_record",
             "receiver_call",
-            "fastcgi_records"
+            "fastcgi_records",
+            "hub_body"
         ]
     );
 }
@@ -105,4 +106,9 @@ fn fuzz_corpus_receiver_call() {
 #[test]
 fn fuzz_corpus_fastcgi_records() {
     replay("fastcgi_records");
+}
+
+#[test]
+fn fuzz_corpus_hub_body() {
+    replay("hub_body");
 }

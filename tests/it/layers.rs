@@ -23,6 +23,7 @@ const LAYERS: &[&str] = &[
     "relay",
     "config",
     "receiver",
+    "hub",
     "signout",
     "guard",
     "cli",

@@ -11,6 +11,7 @@ mod formats;
 mod fuzz_corpus;
 mod guard;
 mod handler;
+mod hub;
 mod install;
 mod layers;
 mod props;

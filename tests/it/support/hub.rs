@@ -1,7 +1,7 @@
 //! A logout hub double on loopback that answers like Knowledge Commons Profiles, records the
 //! exact requests it received, and can misbehave on demand.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,37 +129,15 @@ fn serve(
     released: &AtomicBool,
     stop: &AtomicBool,
 ) {
-    stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut reader = BufReader::new(&stream);
-    let mut request_line = String::new();
-    // A client that died before sending a whole request has delivered nothing.
-    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+    let Some(request) = super::peer::read_request(&stream) else {
+        // A client that died before sending a whole request has delivered nothing.
         return;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
-            break;
-        }
-        if let Some((n, v)) = line.trim_end().split_once(':') {
-            headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
+    };
     let received = Received {
-        request_line: request_line.trim_end().to_owned(),
-        headers,
-        body: String::from_utf8(body).unwrap(),
-        at: Instant::now(),
+        request_line: format!("{} {} {}", request.method, request.target, request.version),
+        headers: request.headers,
+        body: String::from_utf8(request.body).unwrap(),
+        at: request.at,
     };
     let user = serde_json::from_str::<serde_json::Value>(&received.body)
         .ok()

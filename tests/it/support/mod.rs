@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod fastcgi;
 pub mod hub;
+pub mod peer;
 pub mod redis;
 pub mod servers;
 pub mod site;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const BIN: &str = env!("CARGO_BIN_EXE_dacs_signout");
 pub const RECEIVER: &str = env!("CARGO_BIN_EXE_dacs_logout_receiver");
 pub const GUARD: &str = env!("CARGO_BIN_EXE_dacs_guard");
+pub const HUB: &str = env!("CARGO_BIN_EXE_dacs_logout_hub");
 
 /// `target/test-artifacts/`: what the tests leave for people to look at (screenshots, timings).
 pub fn artifacts_dir() -> PathBuf {

@@ -210,6 +210,8 @@ pub struct Setup {
     pages: Vec<(String, String)>,
     /// Files under ROOT (test fixtures beside the server's own: a Lua hook, a password file).
     files: Vec<(String, String)>,
+    /// Other programs of the project, copied to `ROOT/cgi-bin/NAME` (mode 0755).
+    programs: Vec<(String, PathBuf)>,
     hub_token: Option<String>,
     /// Uncomment the example's line that passes the token on (set by `hub_token` too).
     pass_token: bool,
@@ -248,6 +250,7 @@ impl ServerKind {
             guard: false,
             appended: String::new(),
             files: Vec::new(),
+            programs: Vec::new(),
             examples: None,
             program: None,
             conf_file: None,
@@ -286,6 +289,13 @@ impl Setup {
     /// A file at `ROOT/path`; `@ROOT@` and `@PORT@` in it are replaced.
     pub fn file(mut self, path: &str, text: &str) -> Setup {
         self.files.push((path.to_owned(), text.to_owned()));
+        self
+    }
+
+    /// Another of the project's programs (e.g. [`super::HUB`]) at `ROOT/cgi-bin/NAME`, for a
+    /// mount in [`Setup::append_config`].
+    pub fn cgi_program(mut self, name: &str, from: &str) -> Setup {
+        self.programs.push((name.to_owned(), PathBuf::from(from)));
         self
     }
 
@@ -580,6 +590,11 @@ impl Server {
         }
         if setup.conf_file.is_none() {
             self.write_conf(&setup.conf, &vars)?;
+        }
+        for (name, from) in &setup.programs {
+            let to = self.root.join("cgi-bin").join(name);
+            fs::copy(from, &to)?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
         }
         if setup.program.is_some() {
             return Ok(());
