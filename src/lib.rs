@@ -271,9 +271,9 @@ pub mod testing {
 
     pub use crate::cgi::args::Arguments;
     pub use crate::config::{Config, Form, Hub, HubReceiver, Loaded, Settings, Source};
+    pub use crate::fastcgi::{Conversation, Step, read_record};
     pub use crate::hub::body::{Logout, parse as hub_body};
     pub use crate::hub::event::{Delivery, EventId};
-    pub use crate::fastcgi::{Conversation, Step, read_record};
     pub use crate::policy::handler::{AllowRule, allowed, location};
     pub use crate::receiver::{identities, read as receiver_read};
     pub use crate::registry::Revocation;

@@ -272,10 +272,12 @@ pub fn identities(username: &str, settings: &Settings) -> Result<Vec<UserKey>, E
     Ok(keys)
 }
 
-/// The time the revocation takes effect: the hub's `logout_at`, unless it is later than now
-/// (plus a minute of skew), when it is now; without one, the time of receipt.
+/// The time the revocation takes effect: the end of the hub's `logout_at` second (it is whole
+/// seconds, and a credential seen earlier in that second, before the signout, must not escape),
+/// unless that is later than now (plus a minute of skew), when it is now; without one, the time
+/// of receipt.
 pub fn logout_time(logout_at: Option<u64>, received_ms: u64) -> u64 {
-    match logout_at.map(|secs| secs.saturating_mul(1000)) {
+    match logout_at.map(|secs| secs.saturating_mul(1000).saturating_add(999)) {
         Some(at) if at <= received_ms.saturating_add(SKEW_MS) => at,
         _ => received_ms,
     }
@@ -342,10 +344,10 @@ mod tests {
         assert_eq!(logout_time(None, now), now);
         assert_eq!(
             logout_time(Some(1_600_000_000), now),
-            1_600_000_000_000,
-            "a late call keeps its time"
+            1_600_000_000_999,
+            "a late call keeps its time, to the end of its second"
         );
-        assert_eq!(logout_time(Some(1_700_000_030), now), 1_700_000_030_000, "within the skew");
+        assert_eq!(logout_time(Some(1_700_000_030), now), 1_700_000_030_999, "within the skew");
         assert_eq!(logout_time(Some(1_800_000_000), now), now, "never in the future");
         assert_eq!(logout_time(Some(u64::MAX), now), now);
     }

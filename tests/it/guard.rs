@@ -118,6 +118,11 @@ fn a_signout_elsewhere_ends_the_credentials_seen_before_it() {
     passes(&guard.authorize("DACS:EX::FEDROOT:bob=second-sign-in"));
     // Amy's credential was never revoked.
     passes(&guard.authorize("DACS:EX::DSS:amy=hers"));
+    // logout_at is whole seconds: a credential seen earlier in that very second is revoked too.
+    passes(&guard.authorize("DACS:EX::FEDROOT:carol=same-second"));
+    let now = dacs_signout::testing::unix_secs(std::time::SystemTime::now());
+    hub_says_signed_out(&fed, &format!("carol&logout_at={now}"));
+    assert_eq!(guard.authorize("DACS:EX::FEDROOT:carol=same-second").status, 401);
 }
 
 /// Signing out here revokes the credentials the browser gave up (§12): a copy kept elsewhere

@@ -1026,7 +1026,7 @@ fn this_projects_receiver_takes_every_form_the_hub_sends() {
     let (code, report, err) = hub.command(&["drain", "--now"]);
     assert_eq!(code, 0, "{err}");
     assert!(report.contains("delivered=4 retried=0 dead=0"), "{report}\n{}", ours.logs());
-    assert_eq!(fed.revoked_before("EX::FEDROOT:bob"), Some(at as i64 * 1000));
+    assert_eq!(fed.revoked_before("EX::FEDROOT:bob"), Some(at as i64 * 1000 + 999));
     assert_eq!(
         ours.logs().matches("dacs_logout_receiver: status=200").count(),
         4,

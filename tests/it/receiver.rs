@@ -203,7 +203,7 @@ fn logout_at_is_clamped_and_never_moves_back() {
     answered(&fed.call(profiles("bob&logout_at=1700000000&event_id=ev-1", TOKEN), ""), 200);
     assert_eq!(fed.revoked_before("EX::FEDROOT:bob"), Some(at), "a late duplicate changes nothing");
     answered(&fed.call(profiles("amy&logout_at=1700000000", TOKEN), ""), 200);
-    assert_eq!(fed.revoked_before("EX::FEDROOT:amy"), Some(1_700_000_000_000));
+    assert_eq!(fed.revoked_before("EX::FEDROOT:amy"), Some(1_700_000_000_999));
 }
 
 /// `RECEIVER_USERNAME_MAP`: the network's username to this federation's identities.
@@ -242,7 +242,7 @@ fn a_registry_that_is_down_loses_nothing() {
         .unwrap();
     let report = String::from_utf8_lossy(&drain.stdout);
     assert!(drain.status.success() && report.contains("revoked=1"), "{report}");
-    assert_eq!(fed.revoked_before("EX::FEDROOT:bob"), Some(1_700_000_000_000), "its own time");
+    assert_eq!(fed.revoked_before("EX::FEDROOT:bob"), Some(1_700_000_000_999), "its own time");
     // Neither the registry nor the spool: 503.
     std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o777)).unwrap();
     let parent = fed.dir.path().join("spool-parent");
