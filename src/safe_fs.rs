@@ -175,7 +175,7 @@ pub fn own_dir(parent: &OwnedFd, name: &str, create: bool, path: &Path) -> io::R
             io::ErrorKind::PermissionDenied,
             format!(
                 "{} must belong to this user (uid {me}) and not be writable by group or others \
-                 (owner {}, mode {:o}); run the relay as the web server's user",
+                 (owner {}, mode {:o}); run every program that uses it as the web server's user",
                 path.display(),
                 stat.st_uid,
                 stat.st_mode & 0o7777
