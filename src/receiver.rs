@@ -242,26 +242,29 @@ pub fn read(env: &Env, stdin: &mut dyn Read) -> Result<Call, Error> {
     })
 }
 
-/// The network username's DACS identities: `JUR:U` for this section's own jurisdiction, or
-/// what `RECEIVER_USERNAME_MAP` makes of it (`JUR:USER`, a bare `USER`, or several, comma-
-/// separated), keyed `FED::JUR:USER` (lowercase under `NAME_COMPARE "nocase"`).
+/// The network username's DACS identities, keyed `FED::JUR:USER` (lowercase under
+/// `NAME_COMPARE "nocase"`): `JUR:U` for this section's own jurisdiction, the username whole,
+/// whatever it holds; or what `RECEIVER_USERNAME_MAP` makes of it: `JUR:USER` forms or bare
+/// `USER`s (this jurisdiction), several comma-separated.
 pub fn identities(username: &str, settings: &Settings) -> Result<Vec<UserKey>, Error> {
     let rules = &settings.rules;
-    let mapped = match &settings.receiver.username_map {
-        None => username.to_owned(),
-        Some(UsernameMap { pattern, replacement }) => {
-            let re = regex::Regex::new(pattern)
-                .map_err(|e| Error::misconfigured(format!("RECEIVER_USERNAME_MAP: {e}")))?;
-            re.replace(username, replacement.as_str()).into_owned()
-        }
+    let own = rules.jurisdiction_name.as_str();
+    let key = |jurisdiction: &str, user: &str| {
+        user_key(&rules.federation_name, jurisdiction, user, rules.name_compare)
     };
+    let Some(UsernameMap { pattern, replacement }) = &settings.receiver.username_map else {
+        return Ok(vec![key(own, username)]);
+    };
+    let re = regex::Regex::new(pattern)
+        .map_err(|e| Error::misconfigured(format!("RECEIVER_USERNAME_MAP: {e}")))?;
+    let mapped = re.replace(username, replacement.as_str());
     let mut keys: Vec<UserKey> = Vec::new();
     for form in mapped.split(',').map(str::trim).filter(|f| !f.is_empty()) {
         let (jurisdiction, user) = match form.split_once(':') {
             Some((j, u)) if crate::credentials::identity::is_name(j) => (j, u),
-            _ => (rules.jurisdiction_name.as_str(), form),
+            _ => (own, form),
         };
-        let key = user_key(&rules.federation_name, jurisdiction, user, rules.name_compare);
+        let key = key(jurisdiction, user);
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -350,5 +353,102 @@ mod tests {
         assert_eq!(logout_time(Some(1_700_000_030), now), 1_700_000_030_999, "within the skew");
         assert_eq!(logout_time(Some(1_800_000_000), now), now, "never in the future");
         assert_eq!(logout_time(Some(u64::MAX), now), now);
+    }
+
+    fn settings(extra: &str) -> Settings {
+        let text = format!(
+            "<Configuration><Default>FEDERATION_NAME \"EX\"\nFEDERATION_DOMAIN \"example.org\"\n\
+             JURISDICTION_NAME \"J\"\nRECEIVER_TOKEN_ENV \"T1\"\nRECEIVER_TOKEN_ENV \"T2\"\n\
+             {extra}\n</Default></Configuration>"
+        );
+        let config = crate::config::Config::parse(&text, crate::config::Source::BuiltIn).unwrap();
+        config.settings("").unwrap()
+    }
+
+    fn call(method: &str, query: &str, body: &str) -> Result<Call, Error> {
+        let length = body.len().to_string();
+        let env = Env::from_pairs([
+            ("REQUEST_METHOD", method),
+            ("QUERY_STRING", query),
+            ("CONTENT_LENGTH", length.as_str()),
+            ("CONTENT_TYPE", "application/json"),
+        ]);
+        read(&env, &mut body.as_bytes())
+    }
+
+    fn status(result: Result<impl std::fmt::Debug, Error>) -> u16 {
+        result.map_or_else(|e| e.status().0, |_| 200)
+    }
+
+    #[test]
+    fn only_a_configured_token_is_accepted() {
+        let settings = settings("");
+        let env = |pairs: &[(&'static str, &'static str)]| Env::from_pairs(pairs.iter().copied());
+        let bearer = |t: &'static str| ("HTTP_AUTHORIZATION", t);
+        assert_eq!(authorize(&env(&[("T1", "one"), bearer("Bearer one")]), &settings), Ok(()));
+        assert_eq!(authorize(&env(&[("T2", "two"), bearer("Bearer two")]), &settings), Ok(()));
+        let wrong = env(&[("T1", "one"), bearer("Bearer two")]);
+        assert_eq!(status(authorize(&wrong, &settings)), 401);
+        assert_eq!(status(authorize(&env(&[("T1", "one")]), &settings)), 401);
+        // No token configured (or only empty ones): every call refused, as a misconfiguration.
+        assert_eq!(status(authorize(&env(&[bearer("Bearer x")]), &settings)), 500);
+        assert_eq!(status(authorize(&env(&[("T1", ""), bearer("Bearer ")]), &settings)), 500);
+    }
+
+    #[test]
+    fn every_form_of_the_call() {
+        let user = |r: Result<Call, Error>| r.map(|c| c.username).unwrap();
+        assert_eq!(user(call("POST", "username=bob", "")), "bob");
+        assert_eq!(user(call("GET", "username=bob", "")), "bob");
+        assert_eq!(user(call("GET", "userid=bob", "")), "bob");
+        assert_eq!(user(call("GET", "userId=bob", "")), "bob");
+        assert_eq!(user(call("POST", "", "{\"userId\":\"amy\"}")), "amy");
+        assert_eq!(user(call("POST", "username=x", "  \n")), "x", "white space is no body");
+    }
+
+    #[test]
+    fn what_a_call_may_not_be() {
+        assert_eq!(status(call("PUT", "username=bob", "")), 405);
+        assert_eq!(status(call("POST", "", "")), 400, "no username");
+        assert_eq!(status(call("GET", "username=%20", "")), 400, "white space only");
+        assert_eq!(status(call("POST", "", "{oops")), 400);
+        // The query's name wins over a body's; a GET's body is never read.
+        assert_eq!(call("POST", "username=bob", "{\"userId\":\"amy\"}").unwrap().username, "bob");
+        assert_eq!(status(call("GET", "", "{\"userId\":\"amy\"}")), 400);
+        let longest = "a".repeat(256);
+        assert_eq!(call("GET", &format!("username={longest}"), "").unwrap().username, longest);
+        assert_eq!(status(call("GET", &format!("username={longest}a"), "")), 400);
+        assert_eq!(status(call("GET", "username=a%07b", "")), 400);
+        assert_eq!(call("GET", "username=bob&logout_at=17", "").unwrap().logout_at, Some(17));
+        assert_eq!(status(call("GET", "username=bob&logout_at=x", "")), 400);
+    }
+
+    #[test]
+    fn a_username_is_this_jurisdictions_user_unless_mapped() {
+        let plain = settings("");
+        assert_eq!(identities("bob", &plain).unwrap(), ["EX::J:bob"]);
+        // Without a map the name is taken whole: no other jurisdiction, no list.
+        assert_eq!(identities("K:bob", &plain).unwrap(), ["EX::J:K:bob"]);
+        assert_eq!(identities("a,b", &plain).unwrap(), ["EX::J:a,b"]);
+        let mapped = settings("RECEIVER_USERNAME_MAP \"^kc_(.*)$ => K:$1, $1,K:$1, bad name:$1\"");
+        assert_eq!(
+            identities("kc_bob", &mapped).unwrap(),
+            ["EX::K:bob", "EX::J:bob", "EX::J:bad name:bob"]
+        );
+        let nothing = settings("RECEIVER_USERNAME_MAP \"^.*$ => ,\"");
+        assert_eq!(status(identities("bob", &nothing)), 400);
+        let nocase = settings("NAME_COMPARE \"nocase\"");
+        assert_eq!(identities("Bob", &nocase).unwrap(), ["ex::j:bob"]);
+    }
+
+    /// The log line says when and from where, whatever the call was.
+    #[test]
+    fn the_outcome_has_its_time_and_remote_address() {
+        let env = Env::from_pairs([("REMOTE_ADDR", "192.0.2.7"), ("REQUEST_METHOD", "GET")]);
+        let broken: Loaded = Err((crate::config::Source::BuiltIn, crate::config::Problems(vec![])));
+        let now = crate::time::from_unix_secs(1_700_000_000);
+        let (response, outcome) = serve(&env, &mut &b""[..], &broken, now);
+        assert_eq!(response.status, 500);
+        assert_eq!((outcome.at, outcome.remote.as_deref()), (1_700_000_000, Some("192.0.2.7")));
     }
 }

@@ -1,7 +1,6 @@
 //! Which credential cookies of the current federation a signout removes (§2, §4).
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::NameCompare;
 use super::header;
@@ -61,8 +60,8 @@ impl<'a> Selection<'a> {
         // cost more than the lookups (BENCHMARKS.md).
         let pairs = memchr::memchr_iter(b';', cookie_header).count() + 1;
         let at_most = pairs.min(cookie_header.len() / 12 + 1);
-        let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
-            HashSet::with_capacity_and_hasher(at_most, BuildHasherDefault::default());
+        let mut seen: HashSet<&str, NameHasher> =
+            HashSet::with_capacity_and_hasher(at_most, NameHasher::default());
         for raw in header::names(cookie_header) {
             // Most pairs belong to other apps: skip them before any UTF-8 check (a credential's
             // name starts with `DACS:`, as `CookieName::parse` requires).
@@ -98,45 +97,18 @@ impl<'a> Selection<'a> {
     }
 }
 
-/// The hasher of the set of names seen: FxHash (rustc's own), a rotate, a xor and a multiply
-/// per 8 bytes. std's SipHash with a random seed costs a `getrandom` call in every process and
-/// several times the instructions per name; its resistance to chosen collisions buys nothing
-/// here, since the only one who could aim them is the browser sending the header, whose size
-/// is capped (a whole-header worst case is milliseconds, on the sender's own request).
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            self.add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last) ^ rest.len() as u64);
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// The hasher of the set of names seen: foldhash with its fixed seed. std's SipHash with a
+/// random seed costs a `getrandom` call in every process and several times the instructions
+/// per name; resistance to chosen collisions buys little here, since the only one who could aim
+/// them is the browser sending the header, whose size is capped. The names must still spread
+/// (a test checks it): FxHash, used before, gave one collision in a hundred on names as plain
+/// as `DACS:EX::J:user12` and `...:user99`.
+type NameHasher = foldhash::fast::FixedState;
 
 #[cfg(test)]
 mod tests {
+    use std::hash::BuildHasher;
+
     use super::*;
 
     fn names<'a>(credentials: &[Credential<'a>]) -> Vec<&'a str> {
@@ -171,5 +143,43 @@ mod tests {
         assert_eq!(names(&s.removed), ["DACS:ex::A:cy"]);
         let s = Selection::select(HEADER, "EX", &filter, NameCompare::Case);
         assert!(s.removed.is_empty());
+    }
+
+    #[test]
+    fn a_full_signout_is_one_without_either_filter() {
+        let by = |username: Option<&str>, jurisdiction: Option<&str>| Filter {
+            username: username.map(str::to_owned),
+            jurisdiction: jurisdiction.map(str::to_owned),
+        };
+        assert!(by(None, None).is_full_signout());
+        assert!(!by(Some("bob"), None).is_full_signout());
+        assert!(!by(None, Some("A")).is_full_signout());
+        let full = Selection::select(HEADER, "EX", &by(None, None), NameCompare::Case);
+        assert!(full.full_signout);
+        let one = Selection::select(HEADER, "EX", &by(Some("bob"), None), NameCompare::Case);
+        assert!(!one.full_signout);
+    }
+
+    #[test]
+    fn headers_of_one_pair_and_a_few_bytes() {
+        for header in [&b""[..], b"a=b", b"DACS:EX::A:b=1", b";"] {
+            let s = Selection::select(header, "EX", &Filter::default(), NameCompare::Case);
+            assert_eq!(s.removed.len(), usize::from(header.starts_with(b"DACS:")));
+        }
+    }
+
+    /// The set of names seen is a hash set: names an attacker chooses must still spread, or
+    /// a 64 KiB header of thousands of names turns each lookup into a scan.
+    #[test]
+    fn the_name_hasher_spreads_names() {
+        let hash = |name: &str| NameHasher::default().hash_one(name);
+        let mut names: Vec<String> = (0..4000).map(|i| format!("DACS:EX::J:user{i}")).collect();
+        // Tails that differ by the low bit only, and lengths of every remainder.
+        names.extend(
+            ["DACS:EX::J:a", "DACS:EX::J:`", "DACS:EX::J:b", "DACS:EX::J:c"].map(String::from),
+        );
+        names.extend((1..=17).map(|n| format!("DACS:EX::J:{}", "x".repeat(n))));
+        let hashes: HashSet<u64> = names.iter().map(|n| hash(n)).collect();
+        assert_eq!(hashes.len(), names.len(), "distinct names, distinct hashes");
     }
 }

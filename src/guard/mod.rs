@@ -340,4 +340,110 @@ mod tests {
         assert_eq!(Role::of(1, &env(&[("REDIRECT_STATUS", "403")])), Role::Page(403));
         assert_eq!(Role::of(1, &env(&[("REDIRECT_STATUS", "200")])), Role::Page(401));
     }
+
+    /// A guard on an SQLite registry of its own, in a fresh owner-only directory (removed on
+    /// drop), policy `GUARD_ON_STORE_ERROR "allow"`.
+    struct Fixture {
+        guard: Guard,
+        dir: std::path::PathBuf,
+    }
+
+    impl Fixture {
+        fn new(label: &str) -> Fixture {
+            use std::os::unix::fs::DirBuilderExt;
+            let dir = std::env::temp_dir()
+                .join(format!("dacs-guard-unit-{label}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+            let text = format!(
+                "<Configuration><Default>FEDERATION_NAME \"EX\"\nFEDERATION_DOMAIN \
+                 \"example.org\"\nJURISDICTION_NAME \"J\"\nREGISTRY \"sqlite:{}/r.db\"\n\
+                 </Default></Configuration>",
+                dir.display()
+            );
+            let config = crate::config::Config::parse(&text, crate::config::Source::BuiltIn);
+            let settings = config.unwrap().settings("").unwrap();
+            let env = Env::from_pairs([("DACS_REGISTRY_KEY", "0123456789abcdef")]);
+            Fixture { guard: Guard::new(settings, &env).unwrap(), dir }
+        }
+
+        fn store(&self) -> Box<dyn Store> {
+            let settings = self.guard.settings.registry.as_ref().unwrap();
+            registry::open(settings, "EX", &self.guard.env).unwrap()
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn the_federations_credentials_are_presented_with_their_fingerprints() {
+        let fixture = Fixture::new("presented");
+        let jar = b"DACS:EX::J:bob=v; DACS:OTHER::J:bob=w; theme=dark; DACS:EX::K:amy=x";
+        let presented = fixture.guard.presented(jar);
+        let names: Vec<&str> = presented.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["DACS:EX::J:bob", "DACS:EX::K:amy"]);
+        assert_eq!(presented[0].user, "EX::J:bob");
+        assert_eq!(
+            presented[0].fingerprint,
+            Fingerprint::of(&fixture.guard.key, b"DACS:EX::J:bob", b"v")
+        );
+    }
+
+    /// A jar of more than 64 of the federation's credentials is no browser's: refused, nothing
+    /// looked up or recorded; 64 is judged as usual.
+    #[test]
+    fn at_most_64_credentials_are_judged() {
+        let fixture = Fixture::new("count");
+        let jar =
+            |n: usize| (0..n).map(|i| format!("DACS:EX::J:u{i}=v")).collect::<Vec<_>>().join("; ");
+        let mut worker = Worker::default();
+        assert_eq!(fixture.guard.judge(&mut worker, jar(64).as_bytes()), Judged::Pass);
+        assert_eq!(fixture.guard.judge(&mut worker, jar(65).as_bytes()), Judged::Refuse(vec![]));
+    }
+
+    /// A user's signout refuses each of their credentials seen before it, however many of
+    /// them one request presents.
+    #[test]
+    fn a_users_signout_refuses_every_credential_of_theirs() {
+        let fixture = Fixture::new("users");
+        let mut worker = Worker::default();
+        let jar = b"DACS:EX::J:bob=1; DACS:EX::K:bob=2; DACS:EX::J:amy=3";
+        assert_eq!(fixture.guard.judge(&mut worker, jar), Judged::Pass);
+        let mut store = fixture.store();
+        let now = store.now_ms().unwrap();
+        store.revoke_user("EX::J:bob", now).unwrap();
+        assert_eq!(
+            fixture.guard.judge(&mut worker, jar),
+            Judged::Refuse(vec![("DACS:EX::J:bob".into(), "signed-out")])
+        );
+    }
+
+    /// The registry unreadable: what was refused lately stays refused, anything else follows
+    /// the policy (here: allow).
+    #[test]
+    fn through_an_outage_recent_refusals_hold_and_the_rest_pass() {
+        use std::os::unix::fs::PermissionsExt;
+        let fixture = Fixture::new("outage");
+        let mut worker = Worker::default();
+        let jar = b"DACS:EX::J:bob=1";
+        assert_eq!(fixture.guard.judge(&mut worker, jar), Judged::Pass);
+        let mut store = fixture.store();
+        let now = store.now_ms().unwrap();
+        store.revoke_user("EX::J:bob", now).unwrap();
+        assert!(matches!(fixture.guard.judge(&mut worker, jar), Judged::Refuse(_)));
+        // A directory others may write: the store refuses to open for a new worker.
+        std::fs::set_permissions(&fixture.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut fresh = Worker::default();
+        assert_eq!(
+            fixture.guard.judge(&mut fresh, jar),
+            Judged::Refuse(vec![("DACS:EX::J:bob".into(), "revoked")])
+        );
+        assert_eq!(fixture.guard.judge(&mut fresh, b"DACS:EX::J:amy=1"), Judged::Pass);
+    }
 }

@@ -268,4 +268,33 @@ mod tests {
             (400, Some("user_name"))
         );
     }
+
+    /// What the sender is told: a body that is JSON but not an object, or not JSON at all.
+    #[test]
+    fn the_two_kinds_of_bad_json_are_told_apart() {
+        let e = parse(JSON, b"[1]").unwrap_err();
+        assert!(e.message.contains("must be a JSON object"), "{}", e.message);
+        assert!(e.detail.unwrap().contains("expected a JSON object"));
+        let e = parse(JSON, b"{\"user_name\"").unwrap_err();
+        assert_eq!(e.message, "the body is not valid JSON");
+    }
+
+    #[test]
+    fn a_user_name_of_exactly_256_bytes_is_taken() {
+        let body = format!(r#"{{"user_name":"{}","user_agent":"UA"}}"#, "a".repeat(256));
+        assert_eq!(parse(JSON, body.as_bytes()).unwrap().user_name.len(), 256);
+    }
+
+    /// A form's `logout_at` is digits only: Rust's own parser would take a sign.
+    #[test]
+    fn logout_at_in_a_form_is_digits_only() {
+        let form = |at: &str| {
+            let body = format!("user_name=a&user_agent=b&logout_at={at}");
+            parse(Some("application/x-www-form-urlencoded"), body.as_bytes())
+        };
+        assert_eq!(form("17").unwrap().logout_at, Some(17));
+        for bad in ["%2B17", "17x", "", "123456789012345678901", "-1"] {
+            assert_eq!(field(form(bad)), (400, Some("logout_at")), "{bad:?}");
+        }
+    }
 }

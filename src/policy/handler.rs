@@ -410,4 +410,121 @@ mod tests {
             "https://p.example/bye?x=1&DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J#top",
         );
     }
+
+    #[test]
+    fn handler_directive_forms() {
+        assert_eq!(
+            HandlerDirective::parse("file /var/www/bye.html"),
+            Ok(HandlerDirective::File(PathBuf::from("/var/www/bye.html")))
+        );
+        assert_eq!(
+            HandlerDirective::parse("FILE /x"),
+            Ok(HandlerDirective::File(PathBuf::from("/x")))
+        );
+        assert_eq!(
+            HandlerDirective::parse("message \"Bye\""),
+            Ok(HandlerDirective::Message("Bye".into()))
+        );
+        assert!(HandlerDirective::parse("file").is_err());
+        assert!(HandlerDirective::parse("page /x").is_err());
+    }
+
+    /// A path rule is a plain prefix: none of what could make it mean another path or host.
+    #[test]
+    fn path_rules_refuse_what_is_not_a_plain_prefix() {
+        assert_eq!(AllowRule::parse("/apps/"), Ok(AllowRule::PathPrefix("/apps/".into())));
+        for bad in ["//evil.example/", "/a\\b/", "/a%2fb/", "/a b/", "/a\tb/", "/a\u{7f}/"] {
+            assert!(AllowRule::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// A URL rule is http(s) without user-info.
+    #[test]
+    fn url_rules_refuse_other_schemes_and_user_info() {
+        for bad in
+            ["ftp://p.example.org/", "https://u@p.example.org/", "https://u:p@p.example.org/"]
+        {
+            let why = AllowRule::parse(bad).unwrap_err();
+            assert!(why.contains("without user-info"), "{bad:?}: {why}");
+        }
+        assert!(AllowRule::parse("https://p.example.org/").is_ok());
+        // A rule is an origin or a prefix: a query or a fragment makes it neither.
+        for bad in ["https://p.example.org/a/?x=1", "https://p.example.org/a/#top"] {
+            let why = AllowRule::parse(bad).unwrap_err();
+            assert!(why.contains("must not have a query or fragment"), "{bad:?}: {why}");
+        }
+    }
+
+    /// Only `/` (`%2F`), `\` (`%5C`) and encoded controls are refused in a path: a harmless
+    /// encoding such as `%20` or `%41` is followed.
+    #[test]
+    fn benign_encodings_are_followed() {
+        let all = rules(&["https://p.example.org"]);
+        for ok in ["%20", "%41", "%7e", "%7E", "%21", "%80", "%ff", "%1g", "%2"] {
+            let candidate = format!("https://p.example.org/a{ok}b");
+            assert!(check(&candidate, &all).is_ok(), "{candidate}");
+        }
+        for bad in ["%2f", "%2F", "%5c", "%00", "%09", "%1f", "%7f", "%7F"] {
+            let candidate = format!("https://p.example.org/a{bad}b");
+            assert_eq!(check(&candidate, &all), Err(Refusal::EncodedSeparator), "{candidate}");
+        }
+    }
+
+    #[test]
+    fn a_handler_of_exactly_the_limit_is_followed() {
+        let all = rules(&["https://p.example.org"]);
+        let base = "https://p.example.org/";
+        let at_limit = format!("{base}{}", "a".repeat(MAX_HANDLER - base.len()));
+        assert!(check(&at_limit, &all).is_ok());
+        assert_eq!(check(&format!("{at_limit}a"), &all), Err(Refusal::TooLong));
+    }
+
+    #[test]
+    fn refusals_have_stable_names() {
+        let names: Vec<&str> = [
+            Refusal::ControlOrSpace,
+            Refusal::Backslash,
+            Refusal::SchemeRelative,
+            Refusal::Unparsable,
+            Refusal::NotHttp,
+            Refusal::UserInfo,
+            Refusal::EncodedSeparator,
+            Refusal::TooLong,
+            Refusal::NoRuleMatched,
+        ]
+        .into_iter()
+        .map(Refusal::as_str)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "control-or-space",
+                "backslash",
+                "scheme-relative",
+                "unparsable",
+                "not-http",
+                "user-info",
+                "encoded-separator",
+                "too-long",
+                "not-allowed"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_regular_expression_is_one_line_naming_the_fault() {
+        let why = check_pattern("a(b").unwrap_err();
+        assert_eq!(why, "unclosed group");
+        assert_eq!(regex_error(&"error: x\n  ^\nerror: the reason"), "the reason");
+    }
+
+    /// A handler ending in a bare `?` gets the DACS arguments without an empty pair before them.
+    #[test]
+    fn an_empty_query_takes_the_arguments_alone() {
+        let url = Url::parse("https://p.example.org/bye?").unwrap();
+        assert_eq!(
+            location(url, "EX", "J"),
+            "https://p.example.org/bye?DACS_VERSION=1.4&DACS_FEDERATION=EX&DACS_JURISDICTION=J"
+        );
+    }
 }

@@ -186,5 +186,14 @@ mod tests {
         );
         // Without an idle timeout nothing is idle.
         assert!(matches!(judge(&jar, &users, &at(0), now, T), Verdict::Pass(_)));
+        // Idle is *longer* than the timeout: exactly as long still passes.
+        assert!(matches!(judge(&jar, &users, &at(now - 600_000), now, timing), Verdict::Pass(_)));
+    }
+
+    /// The reasons' names are what the guard's page and log say.
+    #[test]
+    fn reasons_have_stable_names() {
+        let names = [Why::Revoked, Why::SignedOut, Why::Idle].map(Why::as_str);
+        assert_eq!(names, ["revoked", "signed-out", "idle"]);
     }
 }
