@@ -145,7 +145,9 @@ impl Plan {
         names
             .extend(self.revocation.as_ref().and_then(|(_, t)| t.settings.password_env.as_deref()));
         let kept = names.into_iter().filter_map(|name| Some((name, env.os(name)?)));
-        let mut child = Command::new(std::env::current_exe()?)
+        // `dacs_signout_cli`, beside this program: `dacs_signout` holds no HTTP client.
+        let cli = crate::process::beside_this(crate::process::CLI_PROGRAM)?;
+        let mut child = Command::new(cli)
             .args(["relay", "--deliver"])
             .env_clear()
             .envs(kept)
