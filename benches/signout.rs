@@ -1,13 +1,16 @@
 //! In-process cost of a signout: the Cookie header selection alone, and the whole request
 //! (`serve_env`: arguments, configuration file, selection, decision, rendering, response bytes),
 //! for 10, 100 and 1,000 cookies. `cargo bench` runs it; `bench/run` puts its medians in the
-//! table of BENCHMARKS.md. The cookie jar is built as `bench/run` builds it (`jar` below).
+//! table of BENCHMARKS.md. The cookie jar is built as `bench/run` builds it (`support::jar`).
 
 use std::hint::black_box;
 
 use dacs_signout::Env;
 use dacs_signout::credentials::{Filter, NameCompare, Selection};
 use dacs_signout::testing::serve_env;
+
+mod support;
+use support::jar;
 
 fn main() {
     divan::main();
@@ -18,26 +21,6 @@ const CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/dacs.conf");
 const HTML_QUERY: &str =
     "DACS_USERNAME=alice&DACS_SIGNOUT_HANDLER=https%3A%2F%2Fportal.example.org%2Fbye";
 const JSON_QUERY: &str = "DACS_USERNAME=alice&FORMAT=JSON";
-
-/// `n` cookies as a browser sends them: three in five are credentials of federation EXAMPLE
-/// (one in three of those is alice's, the ones `DACS_USERNAME=alice` selects), the others
-/// belong to other apps. `n = 50` is the realistic signout: 30 credentials, 10 selected,
-/// 20 unrelated. Under the 64 KiB cap up to n = 1,000.
-pub fn jar(n: usize) -> String {
-    let users = ["alice", "bob", "carol"];
-    let mut credentials = 0;
-    let mut pairs = Vec::with_capacity(n);
-    for i in 0..n {
-        if i % 5 < 3 {
-            let k = credentials;
-            credentials += 1;
-            pairs.push(format!("DACS:EXAMPLE::J{}:{}={}", k / 3, users[k % 3], "Q".repeat(40)));
-        } else {
-            pairs.push(format!("_ga_{i}=GA1.2.{}.{}", 1_000_000 + i, 1_600_000_000 + i));
-        }
-    }
-    pairs.join("; ")
-}
 
 fn env(query: &str, cookie: &str) -> Env {
     Env::from_pairs([

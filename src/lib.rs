@@ -56,8 +56,44 @@ pub use cgi::Env;
 pub use process::{Context, Streams};
 pub use version::VERSION;
 
-/// The whole program: CGI when `GATEWAY_INTERFACE` is set (argv is then never read: Apache
-/// passes query words as arguments), else the command line.
+/// `dacs_signout`: the signout CGI program. Run by a web server (`GATEWAY_INTERFACE` set) it
+/// serves the request, and never reads argv (Apache passes query words as arguments). Run
+/// from a shell, it hands its arguments, environment and streams to `dacs_signout_cli` beside
+/// it (which is [`run`]) by `exec`: the command line and the relay's
+/// delivery need the TLS client and the registry's stores, which a request never uses, and
+/// which left out of this program make each request cheaper (BENCHMARKS.md, "The build").
+pub fn signout(env: &Env, args: &[String], streams: Streams) -> i32 {
+    if env.is_set("GATEWAY_INTERFACE") {
+        let context =
+            Context { clock: &time::SystemClock, default_conf: Path::new(config::DEFAULT_PATH) };
+        return cgi_request(env, streams, context);
+    }
+    if let [one] = args
+        && (one == "--version" || one == "-V")
+    {
+        // As the command line answers it: what `scripts/install` asks of the program it installs.
+        let _ = writeln!(streams.stdout, "dacs_signout {VERSION}");
+        return 0;
+    }
+    use std::os::unix::process::CommandExt;
+    // `exec` returns only on a failure; on success the command line's exit status is ours.
+    let (cli, error) = match process::beside_this(process::CLI_PROGRAM) {
+        Ok(path) => {
+            let error = std::process::Command::new(&path).args(args).exec();
+            (path.display().to_string(), error)
+        }
+        Err(e) => (process::CLI_PROGRAM.to_owned(), e),
+    };
+    let _ = writeln!(
+        streams.stderr,
+        "dacs_signout: its command line is {cli}, installed beside it: {error}"
+    );
+    127
+}
+
+/// The whole program, `dacs_signout_cli`: CGI when `GATEWAY_INTERFACE` is set (argv is then
+/// never read: Apache passes query words as arguments), else the command line
+/// (`--check-config`, `relay`, `registry`, `demo`), and the relay's delivery child.
 pub fn run(env: &Env, args: &[String], streams: Streams) -> i32 {
     let context =
         Context { clock: &time::SystemClock, default_conf: Path::new(config::DEFAULT_PATH) };

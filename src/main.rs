@@ -1,5 +1,6 @@
-//! `dacs_signout`: the signout CGI program and its command line (`--check-config`, `relay`,
-//! `demo`). Thin: all behaviour lives in the library (`dacs_signout::run`).
+//! `dacs_signout`: the signout CGI program. Thin: all behaviour lives in the library
+//! (`dacs_signout::signout`). Its command line (`--check-config`, `relay`, `registry`, `demo`)
+//! is `dacs_signout_cli`'s, to which it hands any run that is not a CGI request.
 //!
 //! A CGI program pays for a process start on every request, so this entry point skips the Rust
 //! runtime's start-up (`#![no_main]`, a C `main`): that start-up reads `/proc/self/maps` to find
@@ -21,5 +22,5 @@ use std::ffi::{c_char, c_int};
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: argc and argv are the C runtime's, as `start` requires.
-    unsafe { dacs_signout::start(argc, argv, dacs_signout::run) }
+    unsafe { dacs_signout::start(argc, argv, dacs_signout::signout) }
 }

@@ -56,12 +56,15 @@ pub fn hand_off(env: &Env, handoff: &serve::Handoff) -> String {
     }
     let mut keep = vec!["DACS_SIGNOUT_CONF", "SSL_CERT_FILE", "SSL_CERT_DIR"];
     keep.extend(handoff.token_envs.iter().map(String::as_str));
-    let started: io::Result<()> = spawn_detached(
-        &["deliver", "--until-idle", "--jurisdiction", &handoff.section],
-        &keep,
-        env,
-        None,
-    );
+    let started: io::Result<()> = std::env::current_exe().and_then(|hub| {
+        spawn_detached(
+            &hub,
+            &["deliver", "--until-idle", "--jurisdiction", &handoff.section],
+            &keep,
+            env,
+            None,
+        )
+    });
     match started {
         Ok(()) => "started".to_owned(),
         Err(e) => format!("not started: {e} (the drain will deliver)"),

@@ -6,9 +6,11 @@ use std::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// The fingerprint key, from the variable `REGISTRY_KEY_ENV` names. Never logged.
+/// The fingerprint key, from the variable `REGISTRY_KEY_ENV` names. Never logged. Held as the
+/// HMAC's keyed state (the key's inner and outer pads already hashed), so that each
+/// fingerprint hashes only its own bytes: the guard takes one per credential per request.
 #[derive(Clone)]
-pub struct Key(Vec<u8>);
+pub struct Key(Hmac<Sha256>);
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -22,7 +24,10 @@ pub const MIN_KEY: usize = 16;
 
 impl Key {
     pub fn new(bytes: &[u8]) -> Option<Key> {
-        (bytes.len() >= MIN_KEY).then(|| Key(bytes.to_vec()))
+        (bytes.len() >= MIN_KEY).then(|| {
+            Key(<Hmac<Sha256> as KeyInit>::new_from_slice(bytes)
+                .expect("HMAC takes a key of any length"))
+        })
     }
 }
 
@@ -43,8 +48,7 @@ impl Fingerprint {
     /// assert_eq!(a, Fingerprint::of(&key, b"DACS:EX::J:bob", b"secret"));
     /// ```
     pub fn of(key: &Key, name: &[u8], value: &[u8]) -> Fingerprint {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0)
-            .expect("HMAC takes a key of any length");
+        let mut mac = key.0.clone();
         mac.update(&(name.len() as u64).to_be_bytes());
         mac.update(name);
         mac.update(value);
@@ -83,6 +87,17 @@ mod tests {
         assert!(Key::new(b"short").is_none());
         let key = Key::new(b"0123456789abcdef").unwrap();
         assert_eq!(format!("{key:?}"), "Key([redacted])");
+    }
+
+    /// The registry's contents depend on these bytes: HMAC-SHA-256 under the key of the
+    /// name's length (8 bytes, big-endian), the name and the value (Python's `hmac` agrees).
+    #[test]
+    fn a_fingerprint_is_the_hmac_of_the_length_the_name_and_the_value() {
+        let key = Key::new(b"0123456789abcdef").unwrap();
+        assert_eq!(
+            Fingerprint::of(&key, b"DACS:EX::J:bob", b"secret").as_str(),
+            "4fea2b75fa90b7044cee3469271bbe125ce334cf380b34d0e9f1a77a5cb45a71"
+        );
     }
 
     #[test]

@@ -34,11 +34,15 @@ pub type UserKey = String;
 
 /// The registry's key for a user: `FED::JUR:USER`, lowercase when names compare without case.
 pub fn user_key(federation: &str, jurisdiction: &str, user: &str, compare: NameCompare) -> UserKey {
-    let key = format!("{federation}::{jurisdiction}:{user}");
-    match compare {
-        NameCompare::Case => key,
-        NameCompare::NoCase => key.to_ascii_lowercase(),
+    // Pushed, not `format!`: the guard makes one per credential on every request.
+    let mut key = String::with_capacity(federation.len() + jurisdiction.len() + user.len() + 3);
+    for part in [federation, "::", jurisdiction, ":", user] {
+        key.push_str(part);
     }
+    if compare == NameCompare::NoCase {
+        key.make_ascii_lowercase();
+    }
+    key
 }
 
 /// What the store knows of one fingerprint.

@@ -2,9 +2,11 @@
 //! host. Opened as the spool is (a trusted directory of this user's, the file this user's, no
 //! link followed): whoever could swap the file could un-revoke everyone.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 
 use super::{Fingerprint, Lookup, Seen, Sighting, Store, StoreError, UserKey, UserReport};
@@ -34,6 +36,42 @@ CREATE TABLE IF NOT EXISTS revoked_user (
 pub struct Sqlite {
     db: Connection,
     ttl_ms: u64,
+    recent: Recent,
+}
+
+/// What this connection read lately, answered again without reading the file while the file
+/// is unchanged: no other connection has committed since (`PRAGMA data_version`, which SQLite
+/// keeps per connection for exactly this), and this one has written nothing (its own writes
+/// empty it). A guard asked about the same jar on every request of a page then hashes the
+/// jar and asks SQLite one question; any revocation, from any process, is a commit, and the
+/// next lookup reads the file. Entries keep their expiry, checked at each answer.
+#[derive(Default)]
+struct Recent {
+    /// The `data_version` the entries were read at.
+    version: Option<i64>,
+    /// Fingerprint → what the file held (with the row's expiry), or `None`: no such row.
+    seen: HashMap<String, Option<(Seen, i64)>>,
+    /// User → their revocation time (with its expiry), or `None`.
+    users: HashMap<String, Option<(u64, i64)>>,
+}
+
+/// The most entries kept (a few hundred bytes each): beyond, the next read starts afresh.
+const RECENT_MAX: usize = 4096;
+
+impl Recent {
+    fn answer(&self, fingerprints: &[Fingerprint], users: &[UserKey], now: i64) -> Option<Lookup> {
+        let seen = fingerprints
+            .iter()
+            .map(|f| {
+                self.seen.get(f.as_str()).map(|e| e.filter(|(_, exp)| *exp > now).map(|(s, _)| s))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let revoked_before = users
+            .iter()
+            .map(|u| self.users.get(u).map(|e| e.filter(|(_, exp)| *exp > now).map(|(b, _)| b)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Lookup { seen, revoked_before })
+    }
 }
 
 fn e(error: impl std::fmt::Display) -> StoreError {
@@ -63,7 +101,7 @@ impl Sqlite {
         db.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         db.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
         db.execute_batch(SCHEMA).map_err(e)?;
-        Ok(Sqlite { db, ttl_ms })
+        Ok(Sqlite { db, ttl_ms, recent: Recent::default() })
     }
 
     /// Runs `write` as one transaction with `synchronous=FULL`: durable when it returns.
@@ -71,6 +109,7 @@ impl Sqlite {
         &mut self,
         write: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
+        self.recent = Recent::default();
         self.db.pragma_update(None, "synchronous", "FULL").map_err(e)?;
         let result = (|| {
             let tx = self.db.transaction()?;
@@ -93,6 +132,20 @@ impl Store for Sqlite {
         users: &[UserKey],
     ) -> Result<Lookup, StoreError> {
         let now = ms(self.now_ms()?);
+        // Read first: a commit between it and the reads below makes the next lookup read again.
+        let version: i64 = self
+            .db
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut q| q.query_row([], |row| row.get(0)))
+            .map_err(e)?;
+        if self.recent.version != Some(version)
+            || self.recent.seen.len() + self.recent.users.len() > RECENT_MAX
+        {
+            self.recent = Recent { version: Some(version), ..Recent::default() };
+        }
+        if let Some(lookup) = self.recent.answer(fingerprints, users, now) {
+            return Ok(lookup);
+        }
         let mut lookup = Lookup {
             seen: vec![None; fingerprints.len()],
             revoked_before: vec![None; users.len()],
@@ -100,12 +153,17 @@ impl Store for Sqlite {
         if !fingerprints.is_empty() {
             let marks = vec!["?"; fingerprints.len()].join(",");
             let sql = format!(
-                "SELECT fp, first_ms, last_ms, revoked FROM seen WHERE expires_ms > ? AND fp IN ({marks})"
+                "SELECT fp, first_ms, last_ms, revoked, expires_ms FROM seen WHERE expires_ms > ? AND fp IN ({marks})"
             );
             let mut query = self.db.prepare_cached(&sql).map_err(e)?;
-            let args = std::iter::once(now.to_string())
-                .chain(fingerprints.iter().map(|f| f.as_str().to_owned()));
+            // The time as an integer: as text, SQLite would convert it for every row compared.
+            let args = std::iter::once(ToSqlOutput::Borrowed(ValueRef::Integer(now))).chain(
+                fingerprints
+                    .iter()
+                    .map(|f| ToSqlOutput::Borrowed(ValueRef::Text(f.as_str().as_bytes()))),
+            );
             let mut rows = query.query(params_from_iter(args)).map_err(e)?;
+            let mut found = HashMap::new();
             while let Some(row) = rows.next().map_err(e)? {
                 let fp: String = row.get(0).map_err(e)?;
                 let seen = Seen {
@@ -113,29 +171,33 @@ impl Store for Sqlite {
                     last_ms: row.get::<_, i64>(2).map_err(e)?.max(0) as u64,
                     revoked: row.get::<_, i64>(3).map_err(e)? != 0,
                 };
-                for (i, asked) in fingerprints.iter().enumerate() {
-                    if asked.as_str() == fp {
-                        lookup.seen[i] = Some(seen);
-                    }
-                }
+                found.insert(fp, (seen, row.get::<_, i64>(4).map_err(e)?));
+            }
+            for (i, asked) in fingerprints.iter().enumerate() {
+                let entry = found.get(asked.as_str()).copied();
+                lookup.seen[i] = entry.map(|(seen, _)| seen);
+                self.recent.seen.insert(asked.as_str().to_owned(), entry);
             }
         }
         if !users.is_empty() {
             let marks = vec!["?"; users.len()].join(",");
             let sql = format!(
-                "SELECT user, before_ms FROM revoked_user WHERE expires_ms > ? AND user IN ({marks})"
+                "SELECT user, before_ms, expires_ms FROM revoked_user WHERE expires_ms > ? AND user IN ({marks})"
             );
             let mut query = self.db.prepare_cached(&sql).map_err(e)?;
-            let args = std::iter::once(now.to_string()).chain(users.iter().cloned());
+            let args = std::iter::once(ToSqlOutput::Borrowed(ValueRef::Integer(now)))
+                .chain(users.iter().map(|u| ToSqlOutput::Borrowed(ValueRef::Text(u.as_bytes()))));
             let mut rows = query.query(params_from_iter(args)).map_err(e)?;
+            let mut found = HashMap::new();
             while let Some(row) = rows.next().map_err(e)? {
                 let user: String = row.get(0).map_err(e)?;
                 let before = row.get::<_, i64>(1).map_err(e)?.max(0) as u64;
-                for (i, asked) in users.iter().enumerate() {
-                    if *asked == user {
-                        lookup.revoked_before[i] = Some(before);
-                    }
-                }
+                found.insert(user, (before, row.get::<_, i64>(2).map_err(e)?));
+            }
+            for (i, asked) in users.iter().enumerate() {
+                let entry = found.get(asked).copied();
+                lookup.revoked_before[i] = entry.map(|(before, _)| before);
+                self.recent.users.insert(asked.clone(), entry);
             }
         }
         Ok(lookup)
@@ -150,6 +212,7 @@ impl Store for Sqlite {
         if sightings.is_empty() {
             return Ok(());
         }
+        self.recent = Recent::default();
         let tx = self.db.transaction().map_err(e)?;
         {
             // A new credential gets its first sighting; a known one only its last, and only

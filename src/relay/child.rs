@@ -143,24 +143,33 @@ impl Plan {
         names.extend(self.route.as_ref().map(|r| r.token_env.as_str()));
         names
             .extend(self.revocation.as_ref().and_then(|(_, t)| t.settings.password_env.as_deref()));
-        spawn_detached(&["relay", "--deliver"], &names, env, Some(payload.to_json().as_bytes()))
+        // `dacs_signout_cli`, beside this program: `dacs_signout` holds no HTTP client.
+        let cli = crate::process::beside_this(crate::process::CLI_PROGRAM)?;
+        spawn_detached(
+            &cli,
+            &["relay", "--deliver"],
+            &names,
+            env,
+            Some(payload.to_json().as_bytes()),
+        )
     }
 }
 
-/// Starts this program again as `args`, detached from the request: its own process group (a
+/// Starts `program` with `args`, detached from the request: its own process group (a
 /// server that kills the CGI's group spares it), no stdout or stderr, and a clean environment
 /// holding only the variables of `keep` that `env` has (the request's own, HTTP_COOKIE with
 /// other apps' sessions or HTTP_PROXY from a `Proxy:` header, have no business there). With a
 /// `payload`, it is written to the child's stdin, which stays open until this process exits:
 /// the child's EOF then means the response is done. Without one, its stdin is empty.
 pub fn spawn_detached(
+    program: &std::path::Path,
     args: &[&str],
     keep: &[&str],
     env: &Env,
     payload: Option<&[u8]>,
 ) -> io::Result<()> {
     let kept = keep.iter().filter_map(|name| Some((*name, env.os(name)?)));
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(program)
         .args(args)
         .env_clear()
         .envs(kept)

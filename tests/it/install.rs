@@ -19,6 +19,7 @@ use crate::support::{BIN, fresh_dir, observe};
 
 const PREFIX: &str = "/usr/local";
 const PROGRAM: &str = "/usr/local/lib/dacs-signout/dacs_signout";
+const CLI: &str = "/usr/local/lib/dacs-signout/dacs_signout_cli";
 const RECEIVER: &str = "/usr/local/lib/dacs-signout/dacs_logout_receiver";
 const GUARD: &str = "/usr/local/lib/dacs-signout/dacs_guard";
 const CONF: &str = "/etc/dacs-signout/dacs.conf";
@@ -44,6 +45,7 @@ const EXAMPLE_FILES: [&str; 8] = [
 fn expected() -> Vec<(String, u32, &'static str)> {
     let mut files = vec![
         (PROGRAM.to_owned(), 0o755, "root:root"),
+        (CLI.to_owned(), 0o755, "root:root"),
         (RECEIVER.to_owned(), 0o755, "root:root"),
         (GUARD.to_owned(), 0o755, "root:root"),
         ("/usr/local/lib/dacs-signout".to_owned(), 0o755, "root:root"),
@@ -166,6 +168,14 @@ fn installs_every_file_with_its_mode_and_owner() {
         let line = format!("installed {}", installed.path(&path).display());
         assert!(installed.output.contains(&line), "no line {line:?}:\n{}", installed.output);
     }
+    // It says which form of the program it installs: the tests' build is, like the release
+    // build, static and non-PIE (README "The build").
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    assert!(
+        installed.output.contains("is a static, non-PIE executable (the fast build)"),
+        "{}",
+        installed.output
+    );
     if !root {
         assert!(installed.output.contains("not root: not chowned to root:www-data"));
         observe("install", "ownership", "not checked: the tests do not run as root");
@@ -231,7 +241,7 @@ fn a_second_install_keeps_the_configuration_and_uninstall_keeps_it_and_the_spool
     assert!(removed.contains("the registry"), "{removed}");
 }
 
-/// `--bin` without the other two programs beside it: refused, nothing installed.
+/// `--bin` without the other programs beside it: refused, nothing installed.
 #[test]
 fn a_bin_without_the_other_programs_beside_it_is_refused() {
     let dir = fresh_dir("dacs-install-lonely");
@@ -249,7 +259,7 @@ fn a_bin_without_the_other_programs_beside_it_is_refused() {
         .unwrap();
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("no ") && text.contains("dacs_logout_receiver beside"), "{text}");
+    assert!(text.contains("no ") && text.contains("dacs_signout_cli beside"), "{text}");
     assert!(!destdir.exists(), "something was installed: {text}");
     let _ = fs::remove_dir_all(&dir);
 }

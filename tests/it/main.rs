@@ -3,6 +3,8 @@
 mod support;
 
 mod browser;
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+mod build;
 mod cli;
 mod dacs_conf;
 mod driveby;

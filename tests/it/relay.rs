@@ -371,8 +371,8 @@ fn killing_drainers_at_random_points_loses_nothing() {
     );
 }
 
-/// A CA and a certificate for 127.0.0.1, made with openssl.
-fn test_pki(dir: &Path) {
+/// A CA and a certificate for `host` (an IP address or a DNS name), made with openssl.
+fn test_pki(dir: &Path, host: &str) {
     let run = |args: &str| {
         let out = Command::new("sh").arg("-c").arg(args).current_dir(dir).output().unwrap();
         assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
@@ -381,10 +381,13 @@ fn test_pki(dir: &Path) {
     run(&format!(
         "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=dacs-test-ca"
     ));
-    run(&format!("openssl req {ec} -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"));
+    run(&format!("openssl req {ec} -keyout leaf.key -out leaf.csr -subj /CN={host}"));
+    let san = if host.parse::<std::net::IpAddr>().is_ok() { "IP" } else { "DNS" };
     std::fs::write(
         dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName={san}:{host}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .unwrap();
     run(
@@ -392,24 +395,44 @@ fn test_pki(dir: &Path) {
     );
 }
 
+/// bench/hub.py over HTTPS on 127.0.0.1 with the certificate of `test_pki`; killed on drop.
+struct HttpsHub {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl HttpsHub {
+    fn start(dir: &Path) -> HttpsHub {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let hub_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/hub.py");
+        let child = Command::new("python3")
+            .arg(hub_script)
+            .args([&port.to_string(), "0", "leaf.pem", "leaf.key"])
+            .current_dir(dir)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the HTTPS hub did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        HttpsHub { port, child }
+    }
+}
+
+impl Drop for HttpsHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn https_hubs_are_verified_against_the_trust_store() {
     let relay = Relay::new();
-    test_pki(relay.dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let hub_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/hub.py");
-    let mut hub = Command::new("python3")
-        .arg(hub_script)
-        .args([&port.to_string(), "0", "leaf.pem", "leaf.key"])
-        .current_dir(relay.dir.path())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the HTTPS hub did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let base = format!("https://127.0.0.1:{port}/api/v1/");
+    test_pki(relay.dir.path(), "127.0.0.1");
+    let hub = HttpsHub::start(relay.dir.path());
+    let base = format!("https://127.0.0.1:{}/api/v1/", hub.port);
     let signout = |trust: Option<&Path>| {
         let mut cgi = Cgi::get("DACS_USERNAME=amy@uni.example")
             .example(&relay.directives(&base, ""))
@@ -431,9 +454,50 @@ fn https_hubs_are_verified_against_the_trust_store() {
     // With the CA in the trust store (SSL_CERT_FILE), the same hub is accepted.
     signout(Some(&relay.dir.path().join("ca.pem")));
     let second = relay.log_lines(2).remove(1);
-    let _ = hub.kill();
-    let _ = hub.wait();
     assert!(second.contains("outcome=delivered status=200"), "{second}");
+}
+
+/// A hub named by a host name, not an address: the delivery child resolves it (glibc's
+/// resolver, through /etc/nsswitch.conf and /etc/hosts, in the build the tests run, which
+/// `.cargo/config.toml` makes static on *-linux-gnu as the release build is), and over HTTPS
+/// the certificate is checked against that name.
+#[test]
+fn a_hub_named_by_dns_is_reached_and_its_name_verified() {
+    // Plain HTTP: the name resolves, the signal is delivered.
+    let hub = Hub::start(Behaviour::Ok);
+    let relay = Relay::new();
+    let base = format!("http://localhost:{}/api/v1/", hub.port);
+    relay.signout(&base, "").status(200);
+    let received = hub.wait_for(2);
+    assert!(
+        received
+            .iter()
+            .all(|r| r.header("Host") == Some(format!("localhost:{}", hub.port).as_str()))
+    );
+    let log = relay.log_lines(2).join("\n");
+    assert_eq!(log.matches("outcome=delivered status=200").count(), 2, "{log}");
+
+    // HTTPS: a certificate for the name `localhost`, the CA in the trust store.
+    let relay = Relay::new();
+    test_pki(relay.dir.path(), "localhost");
+    let hub = HttpsHub::start(relay.dir.path());
+    let signout = |host: &str| {
+        Cgi::get("DACS_USERNAME=amy@uni.example")
+            .example(&relay.directives(&format!("https://{host}:{}/api/v1/", hub.port), ""))
+            .cookie(JAR)
+            .env("COMMONS_PROFILES_API_TOKEN", TOKEN)
+            .env("SSL_CERT_FILE", relay.dir.path().join("ca.pem").to_str().unwrap())
+            .run()
+            .status(200);
+    };
+    signout("localhost");
+    let first = relay.log_lines(1).remove(0);
+    assert!(first.contains("outcome=delivered status=200"), "{first}");
+    // The same server reached by its address: the certificate does not name it, refused.
+    signout("127.0.0.1");
+    let second = relay.log_lines(2).remove(1);
+    assert!(second.contains("outcome=retry status=-"), "{second}");
+    assert!(second.to_ascii_lowercase().contains("certificate"), "{second}");
 }
 
 /// fcgiwrap hands the CGI its FastCGI connection without close-on-exec; the delivery child,

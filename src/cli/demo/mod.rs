@@ -287,10 +287,14 @@ fn hub_says(request: &HttpRequest, site: &Site) -> Vec<u8> {
     html_page("200 OK", Vec::new(), &page)
 }
 
-/// The signout itself: this very executable as a CGI child, with the fingerprint key when the
-/// registry is on (it revokes what it removes).
+/// The signout itself: `dacs_signout` as a CGI child (beside this program, `dacs_signout_cli`;
+/// when it is not built, this very executable, which serves CGI too), with the fingerprint
+/// key when the registry is on (it revokes what it removes).
 fn signout(request: &HttpRequest, site: &Site) -> Vec<u8> {
     let exe = match std::env::current_exe() {
+        Ok(exe) if exe.with_file_name("dacs_signout").is_file() => {
+            exe.with_file_name("dacs_signout")
+        }
         Ok(exe) => exe,
         Err(e) => return cgi::failed("cannot find its own executable", &e),
     };

@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dacs_signout");
+pub const CLI: &str = env!("CARGO_BIN_EXE_dacs_signout_cli");
 pub const RECEIVER: &str = env!("CARGO_BIN_EXE_dacs_logout_receiver");
 pub const GUARD: &str = env!("CARGO_BIN_EXE_dacs_guard");
 pub const HUB: &str = env!("CARGO_BIN_EXE_dacs_logout_hub");

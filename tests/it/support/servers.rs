@@ -7,6 +7,7 @@
 //! ```text
 //! ROOT/htdocs/                 static pages (Setup::page)
 //! ROOT/cgi-bin/dacs_signout    a copy of the built program (@BIN@)
+//! ROOT/cgi-bin/dacs_signout_cli  and of its command line, beside it (the relay's delivery)
 //! ROOT/cgi-bin/dacs_logout_receiver
 //!                              a copy of the receiver (@RECEIVER_BIN@, Setup::receiver_token)
 //! ROOT/bin/dacs_guard          a copy of the guard (Setup::guard), run beside the server on
@@ -600,6 +601,8 @@ impl Server {
             return Ok(());
         }
         copy_program(super::BIN, &self.bin)?;
+        // Its command line and the relay's delivery child, beside it as scripts/install puts it.
+        copy_program(super::CLI, &self.bin.with_file_name("dacs_signout_cli"))?;
         if setup.receiver_token.is_some() {
             copy_program(super::RECEIVER, &self.receiver_bin)?;
         }
