@@ -524,3 +524,41 @@ fn a_signout_elsewhere_ends_the_session_under_lighttpd() {
 fn a_signout_elsewhere_ends_the_session_under_nginx_fcgiwrap() {
     a_signout_elsewhere_ends_the_session_in_the_browser(ServerKind::Nginx);
 }
+
+/// The README's first command in a real browser: signed in on the demo's portal, the
+/// protected page (behind the real `dacs_guard`) is served; "Another app tells our hub alice
+/// signed out" makes the demo's `dacs_logout_hub` fan the logout out to its three receivers;
+/// then the protected page is refused and alice's credential is gone from the jar.
+#[test]
+fn the_demo_in_a_browser_fans_a_logout_out_and_the_guard_ends_the_session() {
+    let demo = crate::cli::Demo::start();
+    let browser = Browser::start();
+    let base = format!("http://127.0.0.1:{}", demo.port);
+    let alice = |b: &Browser| {
+        b.jar().into_iter().find(|c| c.name == "DACS:DEMO::DEMO:alice").map(|c| c.value)
+    };
+    browser.goto(&format!("{base}/"));
+    browser.click("a.signin");
+    browser.wait_for("alice's credential in the jar", alice);
+    browser.click("#protected");
+    browser.wait_for("the protected page", |b| {
+        b.page_source().contains("id=\"welcome\"").then_some(())
+    });
+
+    browser.goto(&format!("{base}/"));
+    browser.click("#hub-fanout");
+    let page = browser.wait_for("the hub's fan-out page", |b| {
+        Some(b.page_source()).filter(|p| p.contains("id=\"hub-summary\""))
+    });
+    assert!(page.contains("delivered 3, pending 0, dead 0"), "{page}");
+    browser.screenshot(&artifacts_dir().join("demo-hub-fanout.png"));
+
+    browser.click("#protected");
+    let refused = browser.wait_for("the guard's refusal", |b| {
+        Some(b.page_source()).filter(|p| !p.contains("hub-summary"))
+    });
+    assert!(!refused.contains("id=\"welcome\""), "{refused}");
+    assert!(refused.contains("signed out"), "{refused}");
+    assert_eq!(alice(&browser), None, "the guard removed the credential from the jar");
+    observe("browser", "the demo's hub", "fanned out to 3 receivers; the guard ended the session");
+}

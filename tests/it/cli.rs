@@ -141,13 +141,13 @@ fn check_config_judges_the_registry() {
 }
 
 /// `dacs_signout demo --port 0`, killed when dropped.
-struct Demo {
+pub struct Demo {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Demo {
-    fn start() -> Demo {
+    pub fn start() -> Demo {
         let mut child = Command::new(BIN)
             .env_clear()
             .args(["demo", "--port", "0"])
@@ -259,6 +259,44 @@ fn demo_shows_the_guard_the_receiver_and_a_revoking_signout() {
         })
         .any(|answer| answer.starts_with("HTTP/1.1 401"));
     assert!(refused, "the copy is refused within five seconds");
+}
+
+/// The portal's second hub button: an app tells the demo's own hub (`dacs_logout_hub`, a CGI)
+/// that alice signed out; the hub answers at once and fans out over HTTP to the receiver and
+/// the two stand-in apps, each in its own form; the receiver's revocation reaches the guard.
+#[test]
+fn demo_hub_fans_a_logout_out_to_every_receiver() {
+    let demo = Demo::start();
+    let signin = demo.get("/signin?user=alice", "");
+    let line = signin.lines().find(|l| l.starts_with("Set-Cookie: DACS:DEMO::DEMO:")).unwrap();
+    let alice = line["Set-Cookie: ".len()..].split(';').next().unwrap().to_owned();
+    assert!(demo.get("/protected/", &alice).contains("id=\"welcome\""));
+    let page = demo.send(
+        b"POST /hub-fanout HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Mozilla/5.0 (demo test)\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\
+          Connection: close\r\n\r\nuser=alice",
+    );
+    assert!(page.contains("<strong id=\"hub-status\">200 OK</strong>"), "{page}");
+    assert!(page.contains("Action successfully triggered."), "{page}");
+    // The sender's browser User-Agent, echoed as the Profiles hub echoes it.
+    assert!(page.contains("&quot;user_agent&quot;:&quot;Mozilla/5.0 (demo test)&quot;"), "{page}");
+    assert!(
+        page.contains("<strong id=\"hub-summary\">delivered 3, pending 0, dead 0</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("<li><code>wiki: GET /apps/wiki/logout?username=alice&amp;logout_at="));
+    assert!(page.contains("<li><code>bcc: GET /apps/bcc/logout?userid=alice&amp;logout_at="));
+    let refused = demo.get("/protected/", &alice);
+    assert!(refused.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{refused}");
+    // A GET of the button's target is refused, and so is a user the demo does not have.
+    let get = demo.get("/hub-fanout", "");
+    assert!(get.starts_with("HTTP/1.1 405 "), "{get}");
+    let mallory = demo.send(
+        b"POST /hub-fanout HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\n\
+          Connection: close\r\n\r\nuser=mallory",
+    );
+    assert!(mallory.starts_with("HTTP/1.1 400 "), "{mallory}");
 }
 
 /// "Sign out (and come back here)" lands on the portal with the program's DACS_* arguments:

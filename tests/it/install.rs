@@ -22,22 +22,30 @@ const PROGRAM: &str = "/usr/local/lib/dacs-signout/dacs_signout";
 const CLI: &str = "/usr/local/lib/dacs-signout/dacs_signout_cli";
 const RECEIVER: &str = "/usr/local/lib/dacs-signout/dacs_logout_receiver";
 const GUARD: &str = "/usr/local/lib/dacs-signout/dacs_guard";
+const HUB: &str = "/usr/local/lib/dacs-signout/dacs_logout_hub";
+const MAN: &str = "/usr/local/share/man/man8";
+/// The manual pages, as they are in `man/`.
+const PAGES: [&str; 4] =
+    ["dacs_signout.8", "dacs_logout_receiver.8", "dacs_guard.8", "dacs_logout_hub.8"];
 const CONF: &str = "/etc/dacs-signout/dacs.conf";
 const EXAMPLES: &str = "/usr/local/share/doc/dacs-signout/examples";
 const SPOOL: &str = "/var/spool/dacs-signout";
 const REGISTRY_DIR: &str = "/var/lib/dacs-signout";
+const HUB_SPOOL: &str = "/var/spool/dacs-logout-hub";
 const UNITS: &str = "/usr/local/lib/systemd/system";
 
 /// The examples installed, as they are in the source tree.
-const EXAMPLE_FILES: [&str; 8] = [
+const EXAMPLE_FILES: [&str; 10] = [
     "apache/httpd.conf",
     "lighttpd/lighttpd.conf",
+    "lighttpd/hub.conf",
     "nginx/nginx.conf",
     "nginx/fcgiwrap.sh",
     "dacs.conf",
     "systemd/dacs-signout-relay.service",
     "systemd/dacs-signout-relay.timer",
     "systemd/dacs-guard.service",
+    "systemd/dacs-logout-hub.service",
 ];
 
 /// Every file and directory the installer makes (beside the directories leading to them):
@@ -48,17 +56,22 @@ fn expected() -> Vec<(String, u32, &'static str)> {
         (CLI.to_owned(), 0o755, "root:root"),
         (RECEIVER.to_owned(), 0o755, "root:root"),
         (GUARD.to_owned(), 0o755, "root:root"),
+        (HUB.to_owned(), 0o755, "root:root"),
         ("/usr/local/lib/dacs-signout".to_owned(), 0o755, "root:root"),
-        ("/usr/local/share/man/man8/dacs_signout.8".to_owned(), 0o644, "root:root"),
         ("/usr/local/share/doc/dacs-signout/README.md".to_owned(), 0o644, "root:root"),
         ("/etc/dacs-signout".to_owned(), 0o755, "root:root"),
         (CONF.to_owned(), 0o640, "root:www-data"),
         (SPOOL.to_owned(), 0o700, "www-data:www-data"),
         (REGISTRY_DIR.to_owned(), 0o700, "www-data:www-data"),
+        (HUB_SPOOL.to_owned(), 0o700, "www-data:www-data"),
         (format!("{UNITS}/dacs-signout-relay.service"), 0o644, "root:root"),
         (format!("{UNITS}/dacs-signout-relay.timer"), 0o644, "root:root"),
         (format!("{UNITS}/dacs-guard.service"), 0o644, "root:root"),
+        (format!("{UNITS}/dacs-logout-hub.service"), 0o644, "root:root"),
     ];
+    for page in PAGES {
+        files.push((format!("{MAN}/{page}"), 0o644, "root:root"));
+    }
     for example in EXAMPLE_FILES {
         files.push((format!("{EXAMPLES}/{example}"), 0o644, "root:root"));
     }
@@ -198,10 +211,11 @@ fn installs_every_file_with_its_mode_and_owner() {
         fs::read(installed.path(RECEIVER)).unwrap() == fs::read(crate::support::RECEIVER).unwrap()
     );
     assert!(fs::read(installed.path(GUARD)).unwrap() == fs::read(crate::support::GUARD).unwrap());
-    assert!(
-        fs::read(installed.path("/usr/local/share/man/man8/dacs_signout.8")).unwrap()
-            == source("man/dacs_signout.8")
-    );
+    assert!(fs::read(installed.path(HUB)).unwrap() == fs::read(crate::support::HUB).unwrap());
+    for page in PAGES {
+        let path = installed.path(&format!("{MAN}/{page}"));
+        assert!(fs::read(&path).unwrap() == source(&format!("man/{page}")), "{page}");
+    }
     for example in EXAMPLE_FILES {
         let path = installed.path(&format!("{EXAMPLES}/{example}"));
         assert!(fs::read(&path).unwrap() == source(&format!("examples/{example}")), "{example}");
@@ -226,17 +240,21 @@ fn a_second_install_keeps_the_configuration_and_uninstall_keeps_it_and_the_spool
         PROGRAM,
         RECEIVER,
         GUARD,
-        "/usr/local/share/man/man8/dacs_signout.8",
+        HUB,
+        &format!("{MAN}/dacs_signout.8"),
+        &format!("{MAN}/dacs_logout_hub.8"),
         "/usr/local/share/doc/dacs-signout",
         &format!("{UNITS}/dacs-signout-relay.service"),
         &format!("{UNITS}/dacs-signout-relay.timer"),
         &format!("{UNITS}/dacs-guard.service"),
+        &format!("{UNITS}/dacs-logout-hub.service"),
     ] {
         assert!(!installed.path(path).exists(), "{path} is still there:\n{removed}");
         assert!(removed.contains(&format!("removed {}", installed.path(path).display())), "{path}");
     }
     assert_eq!(fs::read_to_string(&conf).unwrap(), edited);
     assert!(installed.path(SPOOL).is_dir() && installed.path(REGISTRY_DIR).is_dir());
+    assert!(installed.path(HUB_SPOOL).is_dir());
     assert!(removed.contains("kept") && removed.contains("the spool"), "{removed}");
     assert!(removed.contains("the registry"), "{removed}");
 }
@@ -322,6 +340,28 @@ fn the_units_name_the_installed_program_and_systemd_accepts_them() {
     let settings = guard.lines().filter(|l| !l.trim_start().starts_with('#'));
     assert!(settings.clone().all(|l| !l.contains("KEY")), "a key in the unit:\n{guard}");
 
+    // The hub's delivery process.
+    let hub =
+        fs::read_to_string(installed.path(&format!("{UNITS}/dacs-logout-hub.service"))).unwrap();
+    let hub_lines: Vec<&str> = hub.lines().map(str::trim).collect();
+    for line in [
+        format!("ExecStart={HUB} deliver"),
+        "User=www-data".to_owned(),
+        "Group=www-data".to_owned(),
+        "Environment=DACS_SIGNOUT_CONF=/etc/dacs-signout/hub.conf".to_owned(),
+        "EnvironmentFile=-/etc/dacs-signout/hub.env".to_owned(),
+        "Restart=always".to_owned(),
+        "ProtectSystem=strict".to_owned(),
+        format!("ReadWritePaths=-{HUB_SPOOL}"),
+        "NoNewPrivileges=yes".to_owned(),
+        "WantedBy=multi-user.target".to_owned(),
+    ] {
+        assert!(hub_lines.contains(&line.as_str()), "no line {line:?} in the hub's unit:\n{hub}");
+    }
+    assert!(!hub.contains('@'), "a placeholder is left in the hub's unit");
+    let settings = hub.lines().filter(|l| !l.trim_start().starts_with('#'));
+    assert!(settings.clone().all(|l| !l.contains("TOKEN")), "a token in the unit:\n{hub}");
+
     // systemd's own check, with DESTDIR as the root (so that ExecStart's program is found) and
     // without the units they depend on (sysinit.target is not under DESTDIR).
     if !Path::new("/usr/bin/systemd-analyze").exists() {
@@ -335,12 +375,13 @@ fn the_units_name_the_installed_program_and_systemd_accepts_them() {
             format!("{UNITS}/dacs-signout-relay.service"),
             format!("{UNITS}/dacs-signout-relay.timer"),
             format!("{UNITS}/dacs-guard.service"),
+            format!("{UNITS}/dacs-logout-hub.service"),
         ])
         .output()
         .unwrap();
     let text = output_text(&out);
     assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify: {text}");
-    observe("install", "systemd-analyze verify", "accepted the three units");
+    observe("install", "systemd-analyze verify", "accepted the four units");
 }
 
 /// The program checks the installed configuration as the user the servers run it as (so that

@@ -101,12 +101,22 @@ pub fn environment(
 /// Runs `program` as a CGI child with exactly `env`, `body` on its standard input, and turns
 /// its output into an HTTP response.
 pub fn run(program: &Path, env: &[(OsString, OsString)], body: &[u8]) -> Vec<u8> {
+    answer(program, env, body).map_or_else(|failure| failure, |answer| answer.to_http())
+}
+
+/// As `run`, the program's answer; `Err` holds the demo's own HTTP response when the program
+/// could not be run or gave no CGI header.
+pub fn answer(
+    program: &Path,
+    env: &[(OsString, OsString)],
+    body: &[u8],
+) -> Result<Answer, Vec<u8>> {
     let mut command = Command::new(program);
     command.env_clear().envs(env.iter().map(|(n, v)| (n, v)));
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return failed(&format!("cannot start {}", program.display()), &e),
+        Err(e) => return Err(failed(&format!("cannot start {}", program.display()), &e)),
     };
     let stdin = child.stdin.take();
     // The body goes in from a thread of its own while the output is read: a program that
@@ -122,15 +132,14 @@ pub fn run(program: &Path, env: &[(OsString, OsString)], body: &[u8]) -> Vec<u8>
     });
     let text = match output {
         Ok(output) => output.stdout,
-        Err(e) => return failed("cannot read the program's output", &e),
+        Err(e) => return Err(failed("cannot read the program's output", &e)),
     };
-    match Answer::parse(&text) {
-        Some(answer) => answer.to_http(),
-        None => plain(
+    Answer::parse(&text).ok_or_else(|| {
+        plain(
             "502 Bad Gateway",
             "502 Bad Gateway: the program's output has no CGI header (see the demo's stderr)",
-        ),
-    }
+        )
+    })
 }
 
 /// A 500 for a child that could not be run.

@@ -10,6 +10,7 @@
 
 mod cgi;
 mod http;
+mod hub;
 mod network;
 
 use std::ffi::OsString;
@@ -51,7 +52,6 @@ pub fn run(env: &Env, port: u16, stdout: &mut dyn Write, stderr: &mut dyn Write)
             return 1;
         }
     };
-    let network = Network::start(&conf, &dir);
     let listener = match TcpListener::bind(("127.0.0.1", port)) {
         Ok(l) => l,
         Err(e) => {
@@ -60,19 +60,24 @@ pub fn run(env: &Env, port: u16, stdout: &mut dyn Write, stderr: &mut dyn Write)
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    // After the bind: the hub's receivers are on this port.
+    let network = Network::start(&conf, &dir, port);
     let _ = writeln!(stdout, "dacs_signout demo: open http://127.0.0.1:{port}/ (Ctrl-C stops it)");
     let _ = writeln!(stdout, "dacs_signout demo: configuration {}", conf.display());
     match &network {
         Ok(_) => {
             let _ = writeln!(
                 stdout,
-                "dacs_signout demo: /protected/ is behind dacs_guard; the portal's hub button calls \
-                 dacs_logout_receiver; registry and spool beside the configuration"
+                "dacs_signout demo: /protected/ is behind dacs_guard; the portal's hub buttons call \
+                 dacs_logout_receiver, and dacs_logout_hub which fans out to it and two stand-in \
+                 apps; registry and spools beside the configuration"
             );
         }
         Err(why) => {
-            let _ =
-                writeln!(stdout, "dacs_signout demo: the guard and the receiver are off: {why}");
+            let _ = writeln!(
+                stdout,
+                "dacs_signout demo: the guard, the receiver and the hub are off: {why}"
+            );
         }
     }
     let _ = stdout.flush();
@@ -123,10 +128,24 @@ fn handle(stream: &TcpStream, site: &Site) -> io::Result<()> {
             b"/signin" => signin(&request),
             b"/protected/" => protected(&request, site),
             b"/hub-says" => hub_says(&request, site),
+            b"/hub-fanout" => hub_fanout(&request, site),
             b"/cgi-bin/dacs_signout" => signout(&request, site),
+            // Called by the demo's hub, over HTTP, as receivers are.
+            b"/api/logout/" => match &site.network {
+                Ok(network) => network.receive(&request, &site.conf, site.port),
+                Err(_) => plain("404 Not Found", "the receiver is off in this demo"),
+            },
+            b"/apps/wiki/logout" | b"/apps/bcc/logout" => match &site.network {
+                Ok(network) => {
+                    let app = if request.path.starts_with(b"/apps/wiki") { "wiki" } else { "bcc" };
+                    network.hub.app_called(app, &request)
+                }
+                Err(_) => plain("404 Not Found", "the hub is off in this demo"),
+            },
             _ => plain(
                 "404 Not Found",
-                "the demo serves /, /signin, /protected/, /hub-says and /cgi-bin/dacs_signout",
+                "the demo serves /, /signin, /protected/, /hub-says, /hub-fanout, \
+                 /cgi-bin/dacs_signout, and the receivers its hub calls",
             ),
         },
         Err(Refusal::Nothing) => return Ok(()),
@@ -200,10 +219,18 @@ fn portal(request: &HttpRequest, site: &Site) -> Vec<u8> {
              name=\"user\" value=\"alice\"><button id=\"hub-says\">The hub says alice signed out \
              elsewhere</button></form>\n<p>The button calls <code>dacs_logout_receiver</code> as the \
              logout hub would (<code>POST ?username=alice</code>, with its bearer token); the \
-             registry then refuses every credential of alice's the guard had seen.</p>\n"
+             registry then refuses every credential of alice's the guard had seen.</p>\n\
+             <form method=\"post\" action=\"/hub-fanout\"><input type=\"hidden\" name=\"user\" \
+             value=\"alice\"><button id=\"hub-fanout\">Another app tells our hub alice signed out\
+             </button></form>\n<p>The button is an app of the network (<code>kcworks</code>) telling \
+             this network's own hub, <code>dacs_logout_hub</code>, as it would tell Profiles \
+             (<code>POST /api/v1/actions/logout/</code>); the hub fans the logout out at once to \
+             every receiver: <code>dacs_logout_receiver</code> here, a wiki and a BCC-style \
+             app.</p>\n"
             .to_owned(),
         Err(why) => format!(
-            "<h2>The network</h2>\n<p id=\"network-off\">The guard and the receiver are off: {}</p>\n",
+            "<h2>The network</h2>\n<p id=\"network-off\">The guard, the receiver and the hub are \
+             off: {}</p>\n",
             escape(why)
         ),
     };
@@ -282,6 +309,64 @@ fn hub_says(request: &HttpRequest, site: &Site) -> Vec<u8> {
          <p><a href=\"/\">Back to the portal</a></p>\n</body></html>\n",
         escape(&status),
         escape(&String::from_utf8_lossy(body)),
+        user = escape(&user),
+    );
+    html_page("200 OK", Vec::new(), &page)
+}
+
+/// The portal's second hub button: an app of the network tells the demo's hub that the user
+/// signed out; the page shows the hub's answer, the event's receipt once every receiver has
+/// answered, and what the stand-in apps were sent.
+fn hub_fanout(request: &HttpRequest, site: &Site) -> Vec<u8> {
+    let Ok(network) = &site.network else {
+        return plain("404 Not Found", "the hub is off in this demo");
+    };
+    if request.method != "POST" {
+        return plain("405 Method Not Allowed", "the hub's button is a POST form on the portal");
+    }
+    let user = url::form_urlencoded::parse(&request.body)
+        .find(|(name, _)| name == "user")
+        .map(|(_, v)| v.into_owned())
+        .filter(|u| USERS.contains(&u.as_str()));
+    let Some(user) = user else { return plain("400 Bad Request", "unknown demo user") };
+    let user_agent = request.header("User-Agent").unwrap_or_default();
+    let fanout = network.hub.announce(
+        &user,
+        &String::from_utf8_lossy(&user_agent),
+        network.receiver_token(),
+        site.port,
+    );
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let answer = String::from_utf8_lossy(&fanout.answer.body);
+    let (summary, receipt) = match &fanout.receipt {
+        Some(receipt) => (
+            format!(
+                "delivered {}, pending {}, dead {}",
+                receipt["summary"]["delivered"],
+                receipt["summary"]["pending"],
+                receipt["summary"]["dead"]
+            ),
+            pretty(receipt),
+        ),
+        None => ("no receipt".to_owned(), String::new()),
+    };
+    let calls: String =
+        fanout.calls.iter().map(|c| format!("<li><code>{}</code></li>", escape(c))).collect();
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>The hub fanned out</title></head><body>\n\
+         <h1>kcworks told the hub that {user} signed out</h1>\n<p>The hub \
+         (<code>dacs_logout_hub</code>) answered <strong id=\"hub-status\">{}</strong> as soon as \
+         the event was on disk:</p>\n<pre id=\"hub-answer\">{}</pre>\n<p>It then called every \
+         receiver at once. The event's receipt (<code>GET /api/v1/actions/logout/&lt;event_id&gt;/\
+         </code>): <strong id=\"hub-summary\">{}</strong></p>\n<pre id=\"hub-receipt\">{}</pre>\n\
+         <p>What the stand-in apps were sent:</p>\n<ul id=\"app-calls\">{calls}</ul>\n<p>The \
+         receiver here revoked {user}'s credentials: <a id=\"protected\" href=\"/protected/\">the \
+         protected page</a> now refuses them.</p>\n<p><a href=\"/\">Back to the portal</a></p>\n\
+         </body></html>\n",
+        escape(&fanout.answer.status),
+        escape(&answer),
+        escape(&summary),
+        escape(&receipt),
         user = escape(&user),
     );
     html_page("200 OK", Vec::new(), &page)

@@ -1,7 +1,7 @@
-//! The demo's network half (SPEC §11–§13): a guard (`dacs_guard`, asked over FastCGI as
+//! The demo's network half (SPEC §11–§14): a guard (`dacs_guard`, asked over FastCGI as
 //! nginx's `auth_request` or Apache's `mod_authnz_fcgi` ask it) in front of the protected page,
-//! and the receiver (`dacs_logout_receiver`, a CGI program) called as the Profiles hub calls
-//! it, both on an SQLite registry in the demo's directory.
+//! the receiver (`dacs_logout_receiver`, a CGI program) called as the Profiles hub calls it,
+//! both on an SQLite registry in the demo's directory, and a hub of its own (`hub.rs`).
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::cgi::{self, Answer};
 use super::http::HttpRequest;
+use super::hub::Hub;
 use crate::fastcgi::{self, AUTHORIZER, BEGIN_REQUEST, END_REQUEST, PARAMS, STDOUT};
 
 /// The variables that carry the demo's secrets to the programs.
@@ -27,10 +28,11 @@ pub fn directives(dir: &Path) -> String {
     )
 }
 
-/// The running guard and the receiver's program, with the secrets they share.
+/// The running guard, the receiver's program and the hub, with the secrets they share.
 pub struct Network {
     socket: PathBuf,
     receiver: PathBuf,
+    pub hub: Hub,
     /// The fingerprint key (also given to the signout, which revokes what it removes).
     pub key: String,
     /// The bearer token the demo's "hub" presents to the receiver.
@@ -38,9 +40,10 @@ pub struct Network {
 }
 
 impl Network {
-    /// Starts the guard next to this executable on a socket in `dir`; `Err` says why the
-    /// network half is off (the programs are not built, the guard did not start).
-    pub fn start(conf: &Path, dir: &Path) -> Result<Network, String> {
+    /// Starts the guard next to this executable on a socket in `dir`, and configures the hub
+    /// (its receivers on this site, 127.0.0.1:`port`); `Err` says why the network half is off
+    /// (the programs are not built, the guard did not start).
+    pub fn start(conf: &Path, dir: &Path, port: u16) -> Result<Network, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find itself: {e}"))?;
         let sibling = |name: &str| {
             let path = exe.with_file_name(name);
@@ -53,6 +56,7 @@ impl Network {
             }
         };
         let (guard, receiver) = (sibling("dacs_guard")?, sibling("dacs_logout_receiver")?);
+        let hub = Hub::new(sibling("dacs_logout_hub")?, dir, port)?;
         let key = random_hex().map_err(|e| format!("no random key: {e}"))?;
         let token = random_hex().map_err(|e| format!("no random token: {e}"))?;
         let socket = dir.join("guard.sock");
@@ -95,7 +99,7 @@ impl Network {
             let _ = io::copy(&mut lines, &mut io::stderr());
             let _ = child.wait();
         });
-        Ok(Network { socket, receiver, key, token })
+        Ok(Network { socket, receiver, hub, key, token })
     }
 
     /// Asks the guard about `request`, as a web server's authorizer call does.
@@ -144,19 +148,35 @@ impl Network {
             headers: vec![
                 ("Content-Type".into(), b"application/json".to_vec()),
                 ("User-Agent".into(), b"python-requests/2.32 (the demo, as the hub)".to_vec()),
+                ("Authorization".into(), format!("Bearer {}", self.token).into_bytes()),
             ],
             body: Vec::new(),
         };
-        let mut env = cgi::environment(&hub, port, "/api/logout/");
-        let bearer = format!("Bearer {}", self.token);
-        env.extend([
+        self.receive(&hub, conf, port)
+    }
+
+    /// The receiver's mount, `/api/logout/`: `request` (the demo's button's, or the hub's
+    /// over HTTP) to `dacs_logout_receiver` as a CGI, with its token variable, the fingerprint
+    /// key and the configuration.
+    pub fn receive(&self, request: &HttpRequest, conf: &Path, port: u16) -> Vec<u8> {
+        let mut env = cgi::environment(request, port, "/api/logout/");
+        if let Some(authorization) = request.header("Authorization") {
             // Passed by a server told to (Apache's `CGIPassAuth On`).
-            (OsString::from("HTTP_AUTHORIZATION"), OsString::from(bearer)),
+            use std::os::unix::ffi::OsStrExt;
+            let value = std::ffi::OsStr::from_bytes(&authorization).to_owned();
+            env.push((OsString::from("HTTP_AUTHORIZATION"), value));
+        }
+        env.extend([
             (TOKEN_VAR.into(), self.token.clone().into()),
             (KEY_VAR.into(), self.key.clone().into()),
             ("DACS_SIGNOUT_CONF".into(), conf.into()),
         ]);
-        cgi::run(&self.receiver, &env, &[])
+        cgi::run(&self.receiver, &env, &request.body)
+    }
+
+    /// The receivers' token (the demo's hub presents it to its receiver).
+    pub fn receiver_token(&self) -> &str {
+        &self.token
     }
 }
 
