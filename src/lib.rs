@@ -113,7 +113,9 @@ fn dispatch(env: &Env, args: &[String], streams: Streams, context: Context) -> i
 fn cgi_request(env: &Env, io: Streams, context: Context) -> i32 {
     let config = config::Config::load(env, context.default_conf);
     let now = context.clock.now();
-    let served = signout::serve(env, io.stdin, &config, now, &|path| std::fs::read(path));
+    let mut stdin = cgi::body::Stdin::new(io.stdin);
+    let served = signout::serve(env, &mut stdin, &config, now, &|path| std::fs::read(path));
+    stdin.discard_rest(env);
     let (bytes, mut outcome, mut plan) = served.finish();
     let persisted = plan.as_mut().map(relay::Plan::persist);
     if let (Some(plan), Some(persisted)) = (&plan, &persisted) {
@@ -140,7 +142,9 @@ pub fn receiver(env: &Env, _args: &[String], io: Streams) -> i32 {
 
 fn receiver_request(env: &Env, io: Streams, context: Context) -> i32 {
     let config = config::Config::load(env, context.default_conf);
-    let (response, outcome) = receiver::serve(env, io.stdin, &config, context.clock.now());
+    let mut stdin = cgi::body::Stdin::new(io.stdin);
+    let (response, outcome) = receiver::serve(env, &mut stdin, &config, context.clock.now());
+    stdin.discard_rest(env);
     let bytes = response.to_bytes(false).unwrap_or_else(|e| {
         render::error(&e, cgi::Format::Json)
             .to_bytes(false)
@@ -164,7 +168,9 @@ fn hub_dispatch(env: &Env, args: &[String], io: Streams, context: Context) -> i3
         return cli::hub::run(env, args, io, context);
     }
     let config = config::Config::load(env, context.default_conf);
-    let served = hub::serve::serve(env, io.stdin, &config, context.clock.now(), random_128());
+    let mut stdin = cgi::body::Stdin::new(io.stdin);
+    let served = hub::serve::serve(env, &mut stdin, &config, context.clock.now(), random_128());
+    stdin.discard_rest(env);
     let mut outcome = served.outcome;
     let bytes = served.response.to_bytes(served.head_only).unwrap_or_else(|e| {
         render::error(&e, cgi::Format::Json)

@@ -37,3 +37,70 @@ pub fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
     }
     Ok(buffer)
 }
+
+/// A CGI program's stdin that counts what was read of it, so that the rest of the body can be
+/// read and dropped before the answer: a program that answers early (a 401 before the body is
+/// looked at, a 405) and exits with its stdin unread makes Apache's mod_cgid reset the
+/// connection (Linux resets a unix socket closed with unread data) instead of sending the
+/// answer.
+pub struct Stdin<'a> {
+    inner: &'a mut dyn Read,
+    read: u64,
+}
+
+impl<'a> Stdin<'a> {
+    pub fn new(inner: &'a mut dyn Read) -> Stdin<'a> {
+        Stdin { inner, read: 0 }
+    }
+
+    /// Reads and drops what is left of the `CONTENT_LENGTH` bytes announced (at most 16 MiB;
+    /// never more than announced, so a server that keeps stdin open does not hang it).
+    pub fn discard_rest(&mut self, env: &Env) {
+        let announced = env.soft("CONTENT_LENGTH").and_then(|t| t.trim().parse::<u64>().ok());
+        let left = announced.unwrap_or(0).saturating_sub(self.read).min(MAX_DISCARD);
+        if left > 0 {
+            let _ = io::copy(&mut (&mut *self.inner).take(left), &mut io::sink());
+        }
+    }
+}
+
+impl Read for Stdin<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(length: &str) -> Env {
+        Env::from_pairs([("CONTENT_LENGTH", length)])
+    }
+
+    #[test]
+    fn the_rest_of_the_body_is_read_and_no_more() {
+        let data = b"0123456789abcdef".to_vec();
+        // Nothing read: the ten bytes announced are dropped, the rest stays.
+        let mut source = &data[..];
+        Stdin::new(&mut source).discard_rest(&env("10"));
+        assert_eq!(source, b"abcdef");
+        // Four read by the program: six more dropped.
+        let mut source = &data[..];
+        let mut stdin = Stdin::new(&mut source);
+        let mut four = [0u8; 4];
+        stdin.read_exact(&mut four).unwrap();
+        stdin.discard_rest(&env("10"));
+        assert_eq!(source, b"abcdef");
+        // All read, none announced, or a length that is no number: nothing more is read.
+        for length in ["4", "", "x"] {
+            let mut source = &data[..];
+            let mut stdin = Stdin::new(&mut source);
+            stdin.read_exact(&mut four).unwrap();
+            stdin.discard_rest(&env(length));
+            assert_eq!(source, &data[4..], "{length:?}");
+        }
+    }
+}

@@ -1150,6 +1150,106 @@ fn lighttpd_chain_signout_hub_receivers_and_the_guard_refuses() {
     stop_delivery_at(&server.root().join("var/hub/deliver.lock"));
 }
 
+/// The hub mounted under Apache (mod_cgid) and nginx+fcgiwrap exactly as
+/// `examples/apache/hub.conf` and `examples/nginx/hub.conf` say, the tokens in the server's
+/// (fcgiwrap's) environment: a sender's logout is answered as KCWorks expects, both receivers
+/// are called in their forms (one with its token), the receipt answers the sender, and a call
+/// with a token that is no sender's is a 401 that spools nothing (under Apache too, though the
+/// body it sent was never read).
+fn the_hub_is_mounted_as_its_example_says(kind: servers::ServerKind) {
+    use servers::Request;
+    let profiles = Peer::always(Reply::ok());
+    let bcc = Peer::always(Reply::status(200, "OK"));
+    let hub_conf = conf(&format!(
+        "HUB_SENDER \"portal HUB_TOKEN_KCWORKS\"\nHUB_SPOOL_DIR \"@ROOT@/var/hub\"\n\
+         HUB_INSTANCE \"hub1\"\n\
+         HUB_RECEIVER \"profiles {} post-query HUB_TOKEN_RECEIVERS\"\n\
+         HUB_RECEIVER \"bcc {} bcc-get\"",
+        profiles.url("/api/webhooks/users/logout"),
+        bcc.url("/bcc/logout"),
+    ));
+    let example = match kind {
+        servers::ServerKind::Nginx => "nginx/hub.conf",
+        _ => "apache/hub.conf",
+    };
+    let snippet = std::fs::read_to_string(servers::examples_dir().join(example))
+        .unwrap()
+        .replace("@HUB_BIN@", "@ROOT@/cgi-bin/dacs_logout_hub")
+        .replace("@HUB_CONF@", "@ROOT@/etc/hub.conf");
+    let server = kind
+        .setup()
+        .conf(&conf(EXAMPLE))
+        .preamble(&format!(
+            "export HUB_TOKEN_KCWORKS={KC_TOKEN} HUB_TOKEN_RECEIVERS={RECEIVER_TOKEN}"
+        ))
+        .cgi_program("dacs_logout_hub", HUB)
+        .file("etc/hub.conf", &hub_conf)
+        .mount(&format!("\n{snippet}"))
+        .start();
+    let name = kind.name();
+    let ua = "Mozilla/5.0 (X11; Linux x86_64) the sender's user";
+    let send = |target: &str, token: Option<&str>| {
+        let mut request = Request::new("POST", target)
+            .header("Content-Type", "application/json")
+            .body(body("bob", ua).as_bytes());
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        server.ask(&request)
+    };
+    // No sender's token: 401, and nothing reaches a receiver.
+    let refused = send("/api/v1/actions/logout/", Some("not-a-senders-token"));
+    assert_eq!(refused.status, 401, "{name}: {}\n{}", refused.text(), server.all_logs());
+    assert!(refused.header("WWW-Authenticate").is_some_and(|h| h.starts_with("Bearer")));
+    // Without the trailing slash, as KCWorks may call it.
+    let answer = send("/api/v1/actions/logout", Some(KC_TOKEN));
+    assert!(kcworks_accepts(answer.status, &answer.text(), "bob", ua), "{name}: {}", answer.text());
+    let id = serde_json::from_str::<Value>(&answer.text()).unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let within = Duration::from_secs(30);
+    let p = profiles.wait_for(1, within).remove(0);
+    assert_eq!((p.method.as_str(), p.param("username").as_deref()), ("POST", Some("bob")));
+    assert_eq!(p.header("Authorization"), Some(format!("Bearer {RECEIVER_TOKEN}").as_str()));
+    assert_eq!(p.param("event_id").as_deref(), Some(id.as_str()));
+    let b = bcc.wait_for(1, within).remove(0);
+    assert_eq!((b.method.as_str(), b.param("userid").as_deref()), ("GET", Some("bob")));
+    assert_eq!(b.header("Authorization"), None);
+    // The receipt, over HTTP, to the sender; a token that is no sender's gets a 401.
+    let receipt = |token: &str| {
+        server.ask(
+            &Request::get(&format!("/api/v1/actions/logout/{id}/"))
+                .header("Authorization", &format!("Bearer {token}")),
+        )
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        let r = receipt(KC_TOKEN);
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        let v: Value = serde_json::from_str(&r.text()).unwrap();
+        if v["summary"]["delivered"] == 2 {
+            assert_eq!(v["sender"], "portal");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{name}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(receipt("not-a-senders-token").status, 401, "{name}");
+    assert_eq!(profiles.received().len(), 1, "{name}: called once");
+    stop_delivery_at(&server.root().join("var/hub/deliver.lock"));
+}
+
+#[test]
+fn the_hub_under_apache_cgid_as_its_example_says() {
+    the_hub_is_mounted_as_its_example_says(servers::ServerKind::ApacheCgid);
+}
+
+#[test]
+fn the_hub_under_nginx_fcgiwrap_as_its_example_says() {
+    the_hub_is_mounted_as_its_example_says(servers::ServerKind::Nginx);
+}
+
 fn examples_dir_hub() -> PathBuf {
     servers::examples_dir().join("lighttpd/hub.conf")
 }

@@ -35,11 +35,13 @@ const HUB_SPOOL: &str = "/var/spool/dacs-logout-hub";
 const UNITS: &str = "/usr/local/lib/systemd/system";
 
 /// The examples installed, as they are in the source tree.
-const EXAMPLE_FILES: [&str; 10] = [
+const EXAMPLE_FILES: [&str; 12] = [
     "apache/httpd.conf",
+    "apache/hub.conf",
     "lighttpd/lighttpd.conf",
     "lighttpd/hub.conf",
     "nginx/nginx.conf",
+    "nginx/hub.conf",
     "nginx/fcgiwrap.sh",
     "dacs.conf",
     "systemd/dacs-signout-relay.service",

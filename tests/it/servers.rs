@@ -399,6 +399,17 @@ fn the_hubs_call_reaches_the_receiver(kind: ServerKind) {
                 .header("Content-Type", "application/json"),
             "no token",
         ),
+        // A body the receiver never reads (the token is checked first): under Apache's
+        // mod_cgid, a program that exits with it unread had its 401 replaced by a reset.
+        (
+            Request::new("POST", RECEIVER_PATH)
+                .header("Content-Type", "application/json")
+                .header("Authorization", "Bearer not-the-token")
+                .body(
+                    format!("{{\"userId\":\"bob\",\"pad\":\"{}\"}}", "x".repeat(4000)).as_bytes(),
+                ),
+            "a wrong token and a body",
+        ),
     ] {
         let refused = server.ask(&request);
         assert_eq!(refused.status, 401, "{what}: {}", context(&refused));

@@ -222,6 +222,8 @@ pub struct Setup {
     /// Run the guard beside the server.
     guard: bool,
     appended: String,
+    /// A mount snippet for nginx's `server {}` block (see [`Setup::mount`]).
+    in_server: String,
     /// Where the templates are (`examples_dir()` unless given).
     examples: Option<PathBuf>,
     /// `@BIN@` used where it is, instead of a copy of the built program.
@@ -250,6 +252,7 @@ impl ServerKind {
             receiver_token: None,
             guard: false,
             appended: String::new(),
+            in_server: String::new(),
             files: Vec::new(),
             programs: Vec::new(),
             examples: None,
@@ -379,6 +382,17 @@ impl Setup {
     /// mount (the browser test's sign-in page). Placeholders are replaced in it too.
     pub fn append_config(mut self, text: &str) -> Setup {
         self.appended.push_str(text);
+        self
+    }
+
+    /// A mount snippet from `examples/` (e.g. the hub's), placed where the snippet says it
+    /// goes: appended to the configuration (Apache, lighttpd), or inside the `server {}` block
+    /// (nginx), as its `include` would put it. Placeholders are replaced in it too.
+    pub fn mount(mut self, text: &str) -> Setup {
+        match self.kind {
+            ServerKind::Nginx => self.in_server.push_str(text),
+            _ => self.appended.push_str(text),
+        }
         self
     }
 
@@ -657,6 +671,13 @@ impl Server {
                 text = uncomment(&text, line)?;
             }
             text.push_str(&setup.appended);
+            if !setup.in_server.is_empty() {
+                // The example's server block is its last: it closes with the http block.
+                let end = text.rfind("\n    }\n}").ok_or_else(|| {
+                    io::Error::other(format!("{template}: no end of a server block"))
+                })?;
+                text.insert_str(end + 1, &setup.in_server);
+            }
         }
         let rendered = render(&text, &self.vars())?;
         let path = self.root.join(Path::new(template).file_name().expect("a file name"));
