@@ -338,14 +338,30 @@ fn check(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
         let _ = writeln!(out, "{source}: {} problem(s)", problems.len());
         return 1;
     }
-    let Ok(Some(hub)) = config.hub("") else {
+    let hubs = config.hubs();
+    if hubs.is_empty() {
         let _ = writeln!(out, "{source}: no hub is configured (HUB_SENDER, HUB_RECEIVER)");
         return 1;
-    };
+    }
+    for (uri, hub) in &hubs {
+        // With one hub the file's name says enough; with several, each says whose it is.
+        let whose = match (hubs.len(), uri) {
+            (1, _) => source.to_string(),
+            (_, None) => format!("{source}: Default"),
+            (_, Some(uri)) => format!("{source}: Jurisdiction {uri}"),
+        };
+        check_hub(&whose, hub, env, out);
+    }
+    let _ = writeln!(out, "{source}: ok");
+    0
+}
+
+/// One hub's summary: its instance, spool, wake socket and the token variables set here.
+fn check_hub(whose: &str, hub: &Hub, env: &Env, out: &mut dyn Write) {
     let _ = writeln!(
         out,
-        "{source}: hub instance {}: {} sender(s), {} receiver(s), up to {} workers",
-        instance(&hub),
+        "{whose}: hub instance {}: {} sender(s), {} receiver(s), up to {} workers",
+        instance(hub),
         hub.senders.len(),
         hub.receivers.len(),
         hub.workers
@@ -355,14 +371,14 @@ fn check(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
             let [new, work, dead] = spool.counts().unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{source}: spool {}: ok ({new} waiting, {work} under way, {dead} dead)",
+                "{whose}: spool {}: ok ({new} waiting, {work} under way, {dead} dead)",
                 hub.spool_dir
             );
         }
         Err(e) => {
             let _ = writeln!(
                 out,
-                "{source}: warning: spool {}: {e} (requests create it; it must be the web \
+                "{whose}: warning: spool {}: {e} (requests create it; it must be the web \
                  server's user's)",
                 hub.spool_dir
             );
@@ -374,7 +390,7 @@ fn check(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
     if socket.as_os_str().len() > 107 {
         let _ = writeln!(
             out,
-            "{source}: warning: {} is too long for a socket's path: use a shorter HUB_SPOOL_DIR",
+            "{whose}: warning: {} is too long for a socket's path: use a shorter HUB_SPOOL_DIR",
             socket.display()
         );
     }
@@ -382,7 +398,7 @@ fn check(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
     for sender in hub.senders.iter().filter(|s| unset(&s.token_env)) {
         let _ = writeln!(
             out,
-            "{source}: warning: sender {}'s ${} is not set here (the web server must have it)",
+            "{whose}: warning: sender {}'s ${} is not set here (the web server must have it)",
             sender.name, sender.token_env
         );
     }
@@ -390,12 +406,10 @@ fn check(config: config::Loaded, env: &Env, out: &mut dyn Write) -> i32 {
         if let Some(name) = receiver.token_env.as_deref().filter(|n| unset(n)) {
             let _ = writeln!(
                 out,
-                "{source}: warning: receiver {}'s ${name} is not set here (the delivery process \
+                "{whose}: warning: receiver {}'s ${name} is not set here (the delivery process \
                  must have it)",
                 receiver.name
             );
         }
     }
-    let _ = writeln!(out, "{source}: ok");
-    0
 }

@@ -201,6 +201,21 @@ impl Config {
         settings::hub_only(&self.default, jurisdiction).map_err(Problems)
     }
 
+    /// Each hub this file configures, with the `Jurisdiction` uri whose requests reach it
+    /// (`None`: `Default`, and every section that only inherits its hub), one per spool
+    /// directory: what `dacs_logout_hub --check-config` summarises. Sections with problems
+    /// are left out ([`Config::hub_problems`] names them).
+    pub fn hubs(&self) -> Vec<(Option<&str>, Hub)> {
+        let mut hubs: Vec<(Option<&str>, Hub)> = Vec::new();
+        for section in std::iter::once(None).chain(self.jurisdictions.iter().map(Some)) {
+            let Ok(Some(hub)) = self.hub_of(section) else { continue };
+            if !hubs.iter().any(|(_, seen)| seen.spool_dir == hub.spool_dir) {
+                hubs.push((section.and_then(|s| s.uri.as_deref()), hub));
+            }
+        }
+        hubs
+    }
+
     /// Every problem of the hub's directives (`dacs_logout_hub --check-config`), in line
     /// order: `Default`'s, and each `Jurisdiction`'s over it.
     pub fn hub_problems(&self) -> Vec<ConfigError> {

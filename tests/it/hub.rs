@@ -938,6 +938,28 @@ fn the_hubs_configuration_is_checked_with_line_numbers() {
     );
     assert!(out.contains("warning: sender kcworks's $KC_TOKEN is not set here"), "{out}");
     assert!(out.ends_with(": ok\n"), "{out}");
+    // A jurisdiction with a hub of its own (its own spool): each hub is summarised, named.
+    let two = good.replace(
+        "</Configuration>",
+        &format!(
+            "<Jurisdiction uri=\"hub.example.org/other\">\nHUB_SPOOL_DIR \"{}/other\"\n\
+             HUB_INSTANCE \"hub2\"\nHUB_RECEIVER \"only http://127.0.0.1:9/x get-query\"\n\
+             </Jurisdiction>\n</Configuration>",
+            hub.dir.path().display()
+        ),
+    );
+    hub.dir.write("hub.conf", &two);
+    let (code, out, err) = hub.command(&["--check-config"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(": Default: hub instance hub1: 2 sender(s), 3 receiver(s)"), "{out}");
+    assert!(
+        // A jurisdiction's HUB_RECEIVER lines replace Default's, as any repeated directive.
+        out.contains(
+            ": Jurisdiction hub.example.org/other: hub instance hub2: 2 sender(s), 1 receiver(s)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(": Jurisdiction hub.example.org/other: warning: spool "), "{out}");
     let bad = conf(
         "HUB_SENDER \"kcworks\"\n\
          HUB_SENDER \"wp WP_TOKEN\"\n\
