@@ -24,7 +24,7 @@ pub fn read_body(env: &Env, body: &mut dyn Read) -> Result<Vec<u8>, Error> {
         // Read (and drop) what the client sends before answering: a CGI program that exits
         // with its stdin unread makes Apache's mod_cgid drop the connection ("Empty reply from
         // server") instead of sending the 413.
-        let _ = io::copy(&mut body.take(MAX_DISCARD), &mut io::sink());
+        let _ = io::copy(&mut body.take((length as u64).min(MAX_DISCARD)), &mut io::sink());
         return Err(Error::too_large("the request body is larger than 64 KiB"));
     }
     let mut buffer = Vec::with_capacity(length);
@@ -53,11 +53,16 @@ impl<'a> Stdin<'a> {
         Stdin { inner, read: 0 }
     }
 
-    /// Reads and drops what is left of the `CONTENT_LENGTH` bytes announced (at most 16 MiB;
-    /// never more than announced, so a server that keeps stdin open does not hang it).
+    /// Reads and drops what is left of the `CONTENT_LENGTH` bytes announced: never more than
+    /// announced (a server that keeps stdin open does not hang it), and no more than 16 MiB
+    /// read in all. A length that is not all digits announces nothing.
     pub fn discard_rest(&mut self, env: &Env) {
-        let announced = env.soft("CONTENT_LENGTH").and_then(|t| t.trim().parse::<u64>().ok());
-        let left = announced.unwrap_or(0).saturating_sub(self.read).min(MAX_DISCARD);
+        let announced = env
+            .soft("CONTENT_LENGTH")
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(0, |t| t.parse::<u64>().unwrap_or(u64::MAX));
+        let left = announced.min(MAX_DISCARD).saturating_sub(self.read);
         if left > 0 {
             let _ = io::copy(&mut (&mut *self.inner).take(left), &mut io::sink());
         }
@@ -95,12 +100,26 @@ mod tests {
         stdin.discard_rest(&env("10"));
         assert_eq!(source, b"abcdef");
         // All read, none announced, or a length that is no number: nothing more is read.
-        for length in ["4", "", "x"] {
+        for length in ["4", "", "x", "+10", "-1"] {
             let mut source = &data[..];
             let mut stdin = Stdin::new(&mut source);
             stdin.read_exact(&mut four).unwrap();
             stdin.discard_rest(&env(length));
             assert_eq!(source, &data[4..], "{length:?}");
         }
+        // Oversized: `read_body` drops at most what was announced, and `discard_rest` then
+        // nothing more than the 16 MiB cap in all.
+        let big = vec![b'x'; (MAX_BODY + 100) * 2];
+        let mut source = &big[..];
+        let mut stdin = Stdin::new(&mut source);
+        let announced = (MAX_BODY + 100).to_string();
+        assert!(read_body(&env(&announced), &mut stdin).is_err());
+        stdin.discard_rest(&env(&announced));
+        assert_eq!(source.len(), MAX_BODY + 100, "exactly the announced length was read");
+        let mut source = &big[..];
+        let mut stdin = Stdin::new(&mut source);
+        stdin.read = MAX_DISCARD - 10;
+        stdin.discard_rest(&env(&u64::MAX.to_string()));
+        assert_eq!(source.len(), big.len() - 10, "16 MiB read in all");
     }
 }

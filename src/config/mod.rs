@@ -227,6 +227,36 @@ impl Config {
                 }
             }
         }
+        // One spool, one delivery process, one configuration: a jurisdiction that tells other
+        // receivers (or names another instance) through the spool of a hub above it would have
+        // its deliveries sent by that hub's process, to that hub's receivers.
+        let mut seen: Vec<(Option<&Section>, Hub)> = Vec::new();
+        for section in std::iter::once(None).chain(self.jurisdictions.iter().map(Some)) {
+            let Ok(Some(hub)) = self.hub_of(section) else { continue };
+            let clash = seen.iter().find(|(_, other)| {
+                other.spool_dir == hub.spool_dir
+                    && (other.receivers != hub.receivers || other.instance != hub.instance)
+            });
+            if let Some((other, _)) = clash {
+                let whose = |s: Option<&Section>| {
+                    s.and_then(|s| s.uri.as_deref())
+                        .map_or_else(|| "Default".to_owned(), |uri| format!("Jurisdiction {uri}"))
+                };
+                problems.push(ConfigError::at(
+                    section.map_or(self.default.line, |s| s.line),
+                    format!(
+                        "{} shares HUB_SPOOL_DIR {} with {} but not its HUB_RECEIVER lines or \
+                         HUB_INSTANCE: one delivery process serves a spool, with one \
+                         configuration; give it a HUB_SPOOL_DIR of its own",
+                        whose(section),
+                        hub.spool_dir,
+                        whose(*other)
+                    ),
+                ));
+            } else {
+                seen.push((section, hub));
+            }
+        }
         problems.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         problems
     }

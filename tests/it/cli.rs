@@ -288,6 +288,23 @@ fn demo_hub_fans_a_logout_out_to_every_receiver() {
     assert!(page.contains("<li><code>bcc: GET /apps/bcc/logout?userid=alice&amp;logout_at="));
     let refused = demo.get("/protected/", &alice);
     assert!(refused.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{refused}");
+    // Again, from a client that sends no User-Agent: the demo names itself to the hub, and the
+    // page lists this event's two calls only.
+    let again = demo.send(
+        b"POST /hub-fanout HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\
+          Connection: close\r\n\r\nuser=alice",
+    );
+    assert!(again.contains("&quot;user_agent&quot;:&quot;dacs_signout demo&quot;"), "{again}");
+    assert!(again.contains("delivered 3, pending 0, dead 0"), "{again}");
+    assert_eq!(again.matches("<li><code>").count(), 2, "{again}");
+    // Pressed from another site (a browser says so in Sec-Fetch-Site): refused.
+    let forged = demo.send(
+        b"POST /hub-fanout HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\
+          Connection: close\r\n\r\nuser=alice",
+    );
+    assert!(forged.starts_with("HTTP/1.1 403 "), "{forged}");
     // A GET of the button's target is refused, and so is a user the demo does not have.
     let get = demo.get("/hub-fanout", "");
     assert!(get.starts_with("HTTP/1.1 405 "), "{get}");

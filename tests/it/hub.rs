@@ -960,6 +960,24 @@ fn the_hubs_configuration_is_checked_with_line_numbers() {
         "{out}"
     );
     assert!(out.contains(": Jurisdiction hub.example.org/other: warning: spool "), "{out}");
+    // The same jurisdiction without a spool of its own: its deliveries would be sent by
+    // Default's delivery process, to Default's receivers. A problem, on its line.
+    let shared =
+        two.replace(&format!("HUB_SPOOL_DIR \"{}/other\"\n", hub.dir.path().display()), "");
+    hub.dir.write("hub.conf", &shared);
+    let (code, out, _) = hub.command(&["--check-config"]);
+    assert_eq!(code, 1, "{out}");
+    let line =
+        out.lines().find(|l| l.contains("shares HUB_SPOOL_DIR")).unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("Jurisdiction hub.example.org/other shares HUB_SPOOL_DIR")
+            && line.contains("with Default")
+            && line.contains(&format!(
+                "line {}: ",
+                shared.lines().position(|l| l.starts_with("<Jurisdiction")).unwrap() + 1
+            )),
+        "{line}"
+    );
     let bad = conf(
         "HUB_SENDER \"kcworks\"\n\
          HUB_SENDER \"wp WP_TOKEN\"\n\
@@ -1223,6 +1241,11 @@ fn the_hub_is_mounted_as_its_example_says(kind: servers::ServerKind) {
     let refused = send("/api/v1/actions/logout/", Some("not-a-senders-token"));
     assert_eq!(refused.status, 401, "{name}: {}\n{}", refused.text(), server.all_logs());
     assert!(refused.header("WWW-Authenticate").is_some_and(|h| h.starts_with("Bearer")));
+    let records: usize = ["new", "work", "done", "dead"]
+        .iter()
+        .map(|d| std::fs::read_dir(server.root().join("var/hub").join(d)).map_or(0, |e| e.count()))
+        .sum();
+    assert_eq!(records, 0, "{name}: the 401 spooled something");
     // Without the trailing slash, as KCWorks may call it.
     let answer = send("/api/v1/actions/logout", Some(KC_TOKEN));
     assert!(kcworks_accepts(answer.status, &answer.text(), "bob", ua), "{name}: {}", answer.text());

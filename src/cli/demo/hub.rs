@@ -104,7 +104,12 @@ impl Hub {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        Fanout { answer, receipt, calls: self.calls.lock().map(|c| c.clone()).unwrap_or_default() }
+        // This event's calls only (the list holds every call since the demo started).
+        let tag = event_id.map(|id| format!("event_id={id}"));
+        let calls = self.calls.lock().map(|c| c.clone()).unwrap_or_default();
+        let calls =
+            calls.into_iter().filter(|c| tag.as_ref().is_some_and(|t| c.contains(t))).collect();
+        Fanout { answer, receipt, calls }
     }
 
     /// The hub's program as a CGI child for `request`, with its token (a server told to pass
@@ -143,6 +148,10 @@ impl Hub {
         );
         crate::log::to_stderr(format_args!("dacs_signout demo: the hub called {call}"));
         if let Ok(mut calls) = self.calls.lock() {
+            // The latest hundred: enough for any page, bounded for a demo left running.
+            if calls.len() >= 100 {
+                calls.remove(0);
+            }
             calls.push(call);
         }
         super::http::plain("200 OK", "logged out")

@@ -278,6 +278,18 @@ fn protected(request: &HttpRequest, site: &Site) -> Vec<u8> {
     html_page("200 OK", Vec::new(), &body)
 }
 
+/// A button's POST from another site (Fetch Metadata, which browsers send): refused, so that no
+/// page elsewhere can make the browser press the portal's buttons.
+fn from_another_site(request: &HttpRequest) -> Option<Vec<u8>> {
+    let site = request.header("Sec-Fetch-Site")?;
+    (site != b"same-origin" && site != b"none").then(|| {
+        plain(
+            "403 Forbidden",
+            "the portal's buttons are pressed on the portal, not from another site",
+        )
+    })
+}
+
 /// The portal's hub button: the receiver called as the hub calls it, and its answer shown.
 fn hub_says(request: &HttpRequest, site: &Site) -> Vec<u8> {
     let Ok(network) = &site.network else {
@@ -285,6 +297,9 @@ fn hub_says(request: &HttpRequest, site: &Site) -> Vec<u8> {
     };
     if request.method != "POST" {
         return plain("405 Method Not Allowed", "the hub's button is a POST form on the portal");
+    }
+    if let Some(refused) = from_another_site(request) {
+        return refused;
     }
     let user = url::form_urlencoded::parse(&request.body)
         .find(|(name, _)| name == "user")
@@ -324,12 +339,20 @@ fn hub_fanout(request: &HttpRequest, site: &Site) -> Vec<u8> {
     if request.method != "POST" {
         return plain("405 Method Not Allowed", "the hub's button is a POST form on the portal");
     }
+    if let Some(refused) = from_another_site(request) {
+        return refused;
+    }
     let user = url::form_urlencoded::parse(&request.body)
         .find(|(name, _)| name == "user")
         .map(|(_, v)| v.into_owned())
         .filter(|u| USERS.contains(&u.as_str()));
     let Some(user) = user else { return plain("400 Bad Request", "unknown demo user") };
-    let user_agent = request.header("User-Agent").unwrap_or_default();
+    // A sender passes on the browser's User-Agent; without one, a name of its own (the hub
+    // refuses an empty one, as §14 says).
+    let user_agent = request
+        .header("User-Agent")
+        .filter(|ua| !ua.trim_ascii().is_empty())
+        .unwrap_or_else(|| b"dacs_signout demo".to_vec());
     let fanout = network.hub.announce(
         &user,
         &String::from_utf8_lossy(&user_agent),
@@ -355,10 +378,11 @@ fn hub_fanout(request: &HttpRequest, site: &Site) -> Vec<u8> {
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>The hub fanned out</title></head><body>\n\
          <h1>kcworks told the hub that {user} signed out</h1>\n<p>The hub \
-         (<code>dacs_logout_hub</code>) answered <strong id=\"hub-status\">{}</strong> as soon as \
+         (<code>dacs_logout_hub</code>, run as a CGI program as if mounted at \
+         <code>/api/v1/actions/logout</code>) answered <strong id=\"hub-status\">{}</strong> as soon as \
          the event was on disk:</p>\n<pre id=\"hub-answer\">{}</pre>\n<p>It then called every \
-         receiver at once. The event's receipt (<code>GET /api/v1/actions/logout/&lt;event_id&gt;/\
-         </code>): <strong id=\"hub-summary\">{}</strong></p>\n<pre id=\"hub-receipt\">{}</pre>\n\
+         receiver at once. The event's receipt (the demo asked for it as the sender would, \
+         <code>GET /api/v1/actions/logout/&lt;event_id&gt;/</code>): <strong id=\"hub-summary\">{}</strong></p>\n<pre id=\"hub-receipt\">{}</pre>\n\
          <p>What the stand-in apps were sent:</p>\n<ul id=\"app-calls\">{calls}</ul>\n<p>The \
          receiver here revoked {user}'s credentials: <a id=\"protected\" href=\"/protected/\">the \
          protected page</a> now refuses them.</p>\n<p><a href=\"/\">Back to the portal</a></p>\n\
