@@ -8,7 +8,6 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{Guard, Role, Worker};
@@ -141,6 +140,10 @@ impl Listener {
 
 /// Serves until SIGTERM or SIGINT: then stops accepting, lets the requests in progress finish,
 /// removes its socket and says what it did.
+///
+/// Each worker accepts its own connections on the shared listener (the kernel wakes one
+/// waiting worker per connection): no thread hands connections over, which took two task
+/// switches per request (BENCHMARKS.md, "The receiver and the guard").
 pub fn serve(
     guard: Arc<Guard>,
     listen: &Listen,
@@ -153,30 +156,33 @@ pub fn serve(
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
-    let handle = signals.handle();
-    {
-        let (listener, stopping) = (Arc::clone(&listener), Arc::clone(&stopping));
-        std::thread::spawn(move || {
-            if signals.forever().next().is_some() {
-                stopping.store(true, Ordering::SeqCst);
-                listener.poke();
-            }
-        });
-    }
-    let (send, receive) = mpsc::sync_channel::<Stream>(workers * 4);
-    let receive = Arc::new(std::sync::Mutex::new(receive));
     let pool: Vec<_> = (0..workers.max(1))
         .map(|_| {
-            let (guard, receive) = (Arc::clone(&guard), Arc::clone(&receive));
+            let (guard, listener, stopping) =
+                (Arc::clone(&guard), Arc::clone(&listener), Arc::clone(&stopping));
             std::thread::spawn(move || {
                 let mut worker = Worker::default();
                 loop {
-                    let next = receive.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(stream) = next else { return };
-                    if let Err(e) = connection(&guard, &mut worker, stream) {
-                        // A server that hung up, or sent no FastCGI: that connection only.
-                        if e.kind() != io::ErrorKind::UnexpectedEof {
-                            crate::log::to_stderr(format_args!("dacs_guard: connection: {e}"));
+                    let stream = listener.accept();
+                    if stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    match stream {
+                        Ok(stream) => {
+                            if let Err(e) = connection(&guard, &mut worker, stream) {
+                                // A server that hung up, or sent no FastCGI: that connection
+                                // only.
+                                if e.kind() != io::ErrorKind::UnexpectedEof {
+                                    crate::log::to_stderr(format_args!(
+                                        "dacs_guard: connection: {e}"
+                                    ));
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            // Out of descriptors, say: wait a little rather than spin.
+                            crate::log::to_stderr(format_args!("dacs_guard: accept: {e}"));
+                            std::thread::sleep(Duration::from_millis(50));
                         }
                     }
                 }
@@ -190,25 +196,13 @@ pub fn serve(
         pool.len()
     );
     let _ = ready.flush();
-    loop {
-        let stream = listener.accept();
-        if stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        match stream {
-            Ok(stream) => {
-                if send.send(stream).is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                crate::log::to_stderr(format_args!("dacs_guard: accept: {e}"));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+    // The main thread waits for the stop; then each worker is woken once (a worker busy with a
+    // connection sees the stop when it is done, and its wake-up waits unaccepted).
+    let _ = signals.forever().next();
+    stopping.store(true, Ordering::SeqCst);
+    for _ in &pool {
+        listener.poke();
     }
-    handle.close();
-    drop(send);
     for worker in pool {
         let _ = worker.join();
     }
