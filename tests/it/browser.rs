@@ -59,6 +59,9 @@ const SIGNIN_CONFIG: &str = r#"
 # --- test fixture, not part of the mount: the portal's sign-in page -------
 # (mod_headers: loaded by the example)
 <Location "/signin.html">
+    # Never from the browser's cache: a heuristically fresh copy (a static file, no
+    # Cache-Control) is shown without a request, and then no cookie is set.
+    Header always set Cache-Control "no-store"
     Header always add Set-Cookie "DACS:EX::FEDROOT:alice=credential-1; Path=/"
     Header always add Set-Cookie "DACS:EX::DSS:alice=credential-2; Path=/"
     Header always add Set-Cookie "theme=dark; Path=/"
