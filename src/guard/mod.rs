@@ -186,9 +186,21 @@ impl Guard {
             }
         }
         let timing = Timing::new(self.settings.guard.idle_secs);
-        let read = self.store(worker).and_then(|store| {
-            let now = store.now_ms()?;
-            Ok((store.lookup(&fingerprints, &users)?, now))
+        let read = |worker: &mut Worker| {
+            self.store(worker).and_then(|store| {
+                let now = store.now_ms()?;
+                Ok((store.lookup(&fingerprints, &users)?, now))
+            })
+        };
+        // A failed read is tried once more on a new connection before the policy decides: with
+        // many writers on one SQLite file a read can meet "database is locked" (measured: once
+        // in minutes of eight receivers and four guards), which is no outage.
+        let read = read(worker).or_else(|first| {
+            worker.store = None;
+            crate::log::to_stderr(format_args!(
+                "dacs_guard: registry error, read again on a new connection: {first}"
+            ));
+            read(worker)
         });
         let (lookup, now_ms) = match read {
             Ok(found) => found,
