@@ -1208,24 +1208,7 @@ fn the_hub_is_mounted_as_its_example_says(kind: servers::ServerKind) {
         profiles.url("/api/webhooks/users/logout"),
         bcc.url("/bcc/logout"),
     ));
-    let example = match kind {
-        servers::ServerKind::Nginx => "nginx/hub.conf",
-        _ => "apache/hub.conf",
-    };
-    let snippet = std::fs::read_to_string(servers::examples_dir().join(example))
-        .unwrap()
-        .replace("@HUB_BIN@", "@ROOT@/cgi-bin/dacs_logout_hub")
-        .replace("@HUB_CONF@", "@ROOT@/etc/hub.conf");
-    let server = kind
-        .setup()
-        .conf(&conf(EXAMPLE))
-        .preamble(&format!(
-            "export HUB_TOKEN_KCWORKS={KC_TOKEN} HUB_TOKEN_RECEIVERS={RECEIVER_TOKEN}"
-        ))
-        .cgi_program("dacs_logout_hub", HUB)
-        .file("etc/hub.conf", &hub_conf)
-        .mount(&format!("\n{snippet}"))
-        .start();
+    let server = hub_mounted(kind, &hub_conf);
     let name = kind.name();
     let ua = "Mozilla/5.0 (X11; Linux x86_64) the sender's user";
     let send = |target: &str, token: Option<&str>| {
@@ -1307,19 +1290,30 @@ fn hub_under_lighttpd(instance: &str, receivers: &[String]) -> servers::Server {
         "HUB_SENDER \"portal HUB_TOKEN_KCWORKS\"\nHUB_SPOOL_DIR \"@ROOT@/var/hub\"\n\
          HUB_INSTANCE \"{instance}\"\n{receivers}"
     ));
-    let snippet = std::fs::read_to_string(examples_dir_hub())
+    hub_mounted(servers::ServerKind::Lighttpd, &hub_conf)
+}
+
+/// The hub under `kind`, mounted by the server's example snippet (`examples/SERVER/hub.conf`)
+/// filled as an operator would, on `hub_conf` (written as `ROOT/etc/hub.conf`), the senders'
+/// and receivers' tokens in the server's environment.
+fn hub_mounted(kind: servers::ServerKind, hub_conf: &str) -> servers::Server {
+    let example = match kind {
+        servers::ServerKind::Nginx => "nginx/hub.conf",
+        servers::ServerKind::Lighttpd => "lighttpd/hub.conf",
+        servers::ServerKind::ApacheCgid | servers::ServerKind::ApacheCgi => "apache/hub.conf",
+    };
+    let snippet = std::fs::read_to_string(servers::examples_dir().join(example))
         .unwrap()
         .replace("@HUB_BIN@", "@ROOT@/cgi-bin/dacs_logout_hub")
         .replace("@HUB_CONF@", "@ROOT@/etc/hub.conf");
-    servers::ServerKind::Lighttpd
-        .setup()
+    kind.setup()
         .conf(&conf(EXAMPLE))
         .preamble(&format!(
             "export HUB_TOKEN_KCWORKS={KC_TOKEN} HUB_TOKEN_RECEIVERS={RECEIVER_TOKEN}"
         ))
         .cgi_program("dacs_logout_hub", HUB)
-        .file("etc/hub.conf", &hub_conf)
-        .append_config(&format!("\n{snippet}"))
+        .file("etc/hub.conf", hub_conf)
+        .mount(&format!("\n{snippet}"))
         .start()
 }
 

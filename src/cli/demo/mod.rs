@@ -290,22 +290,34 @@ fn from_another_site(request: &HttpRequest) -> Option<Vec<u8>> {
     })
 }
 
+/// The demo user a portal button was pressed for: a POST from the portal itself, naming a
+/// demo user; else the refusal to send.
+fn pressed_for(request: &HttpRequest) -> Result<String, Vec<u8>> {
+    if request.method != "POST" {
+        return Err(plain(
+            "405 Method Not Allowed",
+            "the hub's button is a POST form on the portal",
+        ));
+    }
+    if let Some(refused) = from_another_site(request) {
+        return Err(refused);
+    }
+    url::form_urlencoded::parse(&request.body)
+        .find(|(name, _)| name == "user")
+        .map(|(_, v)| v.into_owned())
+        .filter(|u| USERS.contains(&u.as_str()))
+        .ok_or_else(|| plain("400 Bad Request", "unknown demo user"))
+}
+
 /// The portal's hub button: the receiver called as the hub calls it, and its answer shown.
 fn hub_says(request: &HttpRequest, site: &Site) -> Vec<u8> {
     let Ok(network) = &site.network else {
         return plain("404 Not Found", "the guard and the receiver are off in this demo");
     };
-    if request.method != "POST" {
-        return plain("405 Method Not Allowed", "the hub's button is a POST form on the portal");
-    }
-    if let Some(refused) = from_another_site(request) {
-        return refused;
-    }
-    let user = url::form_urlencoded::parse(&request.body)
-        .find(|(name, _)| name == "user")
-        .map(|(_, v)| v.into_owned())
-        .filter(|u| USERS.contains(&u.as_str()));
-    let Some(user) = user else { return plain("400 Bad Request", "unknown demo user") };
+    let user = match pressed_for(request) {
+        Ok(user) => user,
+        Err(refused) => return refused,
+    };
     let answer = network.hub_says_signed_out(&user, &site.conf, site.port);
     let (head, body) = match answer.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(i) => (&answer[..i], &answer[i + 4..]),
@@ -336,17 +348,10 @@ fn hub_fanout(request: &HttpRequest, site: &Site) -> Vec<u8> {
     let Ok(network) = &site.network else {
         return plain("404 Not Found", "the hub is off in this demo");
     };
-    if request.method != "POST" {
-        return plain("405 Method Not Allowed", "the hub's button is a POST form on the portal");
-    }
-    if let Some(refused) = from_another_site(request) {
-        return refused;
-    }
-    let user = url::form_urlencoded::parse(&request.body)
-        .find(|(name, _)| name == "user")
-        .map(|(_, v)| v.into_owned())
-        .filter(|u| USERS.contains(&u.as_str()));
-    let Some(user) = user else { return plain("400 Bad Request", "unknown demo user") };
+    let user = match pressed_for(request) {
+        Ok(user) => user,
+        Err(refused) => return refused,
+    };
     // A sender passes on the browser's User-Agent; without one, a name of its own (the hub
     // refuses an empty one, as §14 says).
     let user_agent = request
